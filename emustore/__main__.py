@@ -1,0 +1,5 @@
+import sys
+
+from emustore.cli import main
+
+sys.exit(main())

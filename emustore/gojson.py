@@ -1,0 +1,34 @@
+"""JSON text exactly as Go's encoding/json writes it (HTML-safe, Go 1.19 escapes)."""
+
+_ESCAPES = {i: "\\u%04x" % i for i in range(0x20)}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
+_ESCAPES.update({ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"})
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def go_string(text: str) -> str:
+    """Quote a (valid Unicode) string the way Go's json.Marshal does."""
+    return '"' + text.translate(_ESCAPES) + '"'
+
+
+def go_json(value: object) -> str:
+    """Compact JSON as Go's json.Marshal writes it; dict order is kept (sort maps first)."""
+    if isinstance(value, str):
+        return go_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{" + ",".join(go_string(k) + ":" + go_json(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(go_json(v) for v in value) + "]"
+    raise TypeError("cannot encode %r as Go JSON" % type(value).__name__)
+
+
+def sorted_map(mapping: dict[str, object]) -> dict[str, object]:
+    """A copy with keys in Go's map order (byte-wise sorted)."""
+    return {k: mapping[k] for k in sorted(mapping, key=lambda k: k.encode("utf-8"))}

@@ -1,0 +1,211 @@
+"""Decompression chosen by magic bytes, cut into the reads dockerd 20.10 would see.
+
+dockerd's tar-split records the bytes after a tar's end-of-archive marker one segment per
+`Read` call, so the chunks this module yields end exactly where Go's readers return:
+gzip output at every 32 KiB of a member's output and at member ends (Go's flate window),
+everything else at every 32 KiB of the stream (the 32 KiB pipe dockerd copies blobs through).
+
+zstd is a deliberate divergence (dockerd 20.10 cannot pull it): its output is cut as one gzip
+member would be, so a zstd layer gets exactly the tree its gzip twin gets from dockerd.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+from collections.abc import Iterator
+from typing import Callable
+
+import zstandard
+from isal import isal_zlib
+
+from emustore.errors import LayerError
+
+READ_WINDOW = 32768
+GZIP, ZSTD, BZIP2, XZ, PLAIN = "gzip", "zstd", "bzip2", "xz", "uncompressed"
+
+_MAGICS = (
+    (BZIP2, b"BZh"),
+    (GZIP, b"\x1f\x8b\x08"),
+    (XZ, b"\xfd7zXZ\x00"),
+    (ZSTD, b"\x28\xb5\x2f\xfd"),
+)
+
+
+def sniff(head: bytes) -> str:
+    """The compression a stream starting with `head` uses (dockerd's order: bzip2, gzip, xz)."""
+    for kind, magic in _MAGICS:
+        if head.startswith(magic):
+            return kind
+    return PLAIN
+
+
+class Decompressed:
+    """Iterates the decompressed stream in read-sized chunks (each ends on a Go read cut).
+
+    After the iteration, `final_empty_read` tells whether Go's last data read came without
+    EOF, so that one more empty read (an empty tar-split segment) follows it.
+    """
+
+    def __init__(self, compressed: Iterator[bytes], max_output: int | None = None) -> None:
+        self._src = _Peekable(compressed)
+        self.kind = sniff(self._src.peek(6))
+        self.final_empty_read = True
+        self.total = 0
+        self._max_output = max_output
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.kind == GZIP:
+            chunks = self._gzip()
+        elif self.kind == PLAIN:
+            chunks = _windowed(iter(self._src))
+        elif self.kind == ZSTD:
+            chunks = self._as_one_member(_windowed(_zstd(iter(self._src))))
+        else:
+            chunks = _windowed(self._other())
+        for chunk in chunks:
+            self.total += len(chunk)
+            if self._max_output is not None and self.total > self._max_output:
+                raise LayerError("layer expands beyond %d bytes: refusing it" % self._max_output)
+            yield chunk
+
+    def _gzip(self) -> Iterator[bytes]:
+        """Multi-member gzip; trailing bytes that are not another member are an error."""
+        src = iter(self._src)
+        pending = b""
+        while True:
+            window = bytearray()
+            member_pos = 0
+            d = isal_zlib.decompressobj(wbits=31)
+            while not d.eof:
+                if not pending:
+                    pending = next(src, b"")
+                    if not pending:
+                        raise LayerError("unexpected EOF in gzip stream")
+                want = READ_WINDOW - len(window)
+                try:
+                    out = d.decompress(pending, want)
+                except isal_zlib.error as exc:
+                    raise LayerError("gzip: invalid data: %s" % exc) from None
+                pending = d.unconsumed_tail
+                window += out
+                if len(window) == READ_WINDOW:
+                    member_pos += READ_WINDOW
+                    yield bytes(window)
+                    window = bytearray()
+            pending = d.unused_data
+            if window:
+                member_pos += len(window)
+                yield bytes(window)
+            self.final_empty_read = member_pos % READ_WINDOW == 0
+            while not pending:
+                pending = next(src, b"")
+                if not pending:
+                    return
+            if len(pending) >= 2 and not pending.startswith(b"\x1f\x8b"):
+                raise LayerError("gzip: invalid header after the last member")
+
+    def _as_one_member(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Gzip's end rule for a single member: no empty read unless the length is 32 KiB-aligned."""
+        length = 0
+        for chunk in chunks:
+            length += len(chunk)
+            yield chunk
+        self.final_empty_read = length % READ_WINDOW == 0
+
+    def _other(self) -> Iterator[bytes]:
+        factory: Callable[[], object] = bz2.BZ2Decompressor if self.kind == BZIP2 else lzma.LZMADecompressor
+        return _stdlib_stream(iter(self._src), factory, self.kind)
+
+
+def _zstd(src: Iterator[bytes]) -> Iterator[bytes]:
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        _IterFile(src), read_size=1 << 17, read_across_frames=True
+    )
+    try:
+        while True:
+            out = reader.read(1 << 20)
+            if not out:
+                return
+            yield out
+    except zstandard.ZstdError as exc:
+        raise LayerError("zstd: invalid data: %s" % exc) from None
+
+
+def _stdlib_stream(src: Iterator[bytes], factory: Callable[[], object], kind: str) -> Iterator[bytes]:
+    d = factory()
+    pending = b""
+    try:
+        while True:
+            if d.eof:  # type: ignore[attr-defined]
+                rest = d.unused_data  # type: ignore[attr-defined]
+                if rest or next(src, b""):
+                    raise LayerError("%s: trailing data after the compressed stream" % kind)
+                return
+            if not pending and d.needs_input:  # type: ignore[attr-defined]
+                pending = next(src, b"")
+                if not pending:
+                    raise LayerError("unexpected EOF in %s stream" % kind)
+            out = d.decompress(pending, 1 << 20)  # type: ignore[attr-defined]
+            pending = b""
+            if out:
+                yield out
+    except (OSError, lzma.LZMAError, EOFError) as exc:
+        raise LayerError("%s: invalid data: %s" % (kind, exc)) from None
+
+
+def _windowed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Re-cut a byte stream so that no chunk crosses a multiple of READ_WINDOW."""
+    window = bytearray()
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            room = READ_WINDOW - len(window)
+            window += view[:room]
+            view = view[room:]
+            if len(window) == READ_WINDOW:
+                yield bytes(window)
+                window = bytearray()
+    if window:
+        yield bytes(window)
+
+
+class _Peekable:
+    """A chunk iterator whose first bytes can be looked at without consuming them."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._head += chunk
+        return self._head[:n]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._head:
+            yield self._head
+            self._head = b""
+        yield from self._chunks
+
+
+class _IterFile:
+    """A minimal read-only file object over a chunk iterator (for zstandard's reader)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buf += chunk
+        if n < 0:
+            n = len(self._buf)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out

@@ -1,0 +1,188 @@
+"""Applying tar members to an overlay2 diff dir exactly as dockerd 20.10's untar does.
+
+Follows pkg/archive's Unpack with the overlay whiteout converter (format doc §9): names
+are cleaned and resolved with the diff dir as root, existing entries are replaced unless
+both are directories, `.wh.<name>` becomes a 0/0 character device, `.wh..wh..opq` the
+`trusted.overlay.opaque=y` xattr, and owner, xattrs, mode and times follow in Go's order.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+
+import xattr
+
+from emustore.errors import LayerError
+from emustore.layers.gopath import go_base, go_clean, go_dir
+from emustore.layers.rootfs import RootedPaths
+from emustore.layers.tarstream import TarHeader
+
+WHITEOUT_PREFIX = b".wh."
+OPAQUE_MARKER = b".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+MAX_TIME_NS = (1 << 63) - 1
+
+REG, LINK, SYMLINK, CHAR, BLOCK, DIR, FIFO, GLOBAL = (ord(c) for c in "0123456g")
+_DEVICE_TYPES = {CHAR: stat.S_IFCHR, BLOCK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
+_IGNORED_XATTR_ERRORS = (errno.ENOTSUP, errno.EPERM)
+
+
+def _clamp(ns: int) -> int:
+    """Go's system.Chtimes: times before the epoch or past 2262 become the epoch."""
+    return ns if 0 <= ns <= MAX_TIME_NS else 0
+
+
+def _mkdev(major: int, minor: int) -> int:
+    """pkg/system.Mkdev's device number encoding."""
+    return ((major & 0xFFF) << 8) | (minor & 0xFF) | ((minor & 0xFFF00) << 12)
+
+
+def _show(name: bytes) -> str:
+    return name.decode("utf-8", "backslashreplace")
+
+
+class Extractor:
+    """Writes one layer's members into `diff_dir`; call `finish()` after the last member."""
+
+    def __init__(self, diff_dir: str) -> None:
+        self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
+        self._dirs: list[tuple[bytes, int | None, int]] = []
+
+    def apply(self, hdr: TarHeader, data: Iterable[memoryview]) -> None:
+        """Apply one member; `data` yields its content (only consumed for regular files)."""
+        try:
+            self._apply(hdr, data)
+        except OSError as exc:
+            raise LayerError(
+                "failed to register layer: %s: %s" % (_show(hdr.name), exc.strerror or exc)
+            ) from None
+
+    def _apply(self, hdr: TarHeader, data: Iterable[memoryview]) -> None:
+        if hdr.typeflag == GLOBAL:
+            return
+        name = go_clean(hdr.name)
+        if not name.endswith(b"/"):
+            parent = go_dir(name)
+            try:
+                os.lstat(self.paths.real(parent, follow_last=False))
+            except FileNotFoundError:
+                self._mkdir_all(parent)
+            except OSError:
+                pass
+        path = self.paths.real(name, follow_last=False)
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if is_dir and name == b".":
+                return
+            if not (is_dir and hdr.typeflag == DIR):
+                self._remove_all(path, is_dir)
+        base = go_base(name)
+        if base == OPAQUE_MARKER:
+            xattr.setxattr(self.paths.real(go_dir(name), follow_last=True), OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_PREFIX):
+            hidden = go_clean(go_dir(name) + b"/" + base[len(WHITEOUT_PREFIX) :])
+            target = self.paths.real(hidden, follow_last=False)
+            os.mknod(target, stat.S_IFCHR, 0)
+            os.lchown(target, hdr.uid, hdr.gid)
+            return
+        self._create(path, hdr, data)
+        self._set_metadata(path, hdr)
+        if hdr.typeflag == DIR:
+            self._dirs.append((name, hdr.atime_ns, hdr.mtime_ns))
+
+    def _create(self, path: bytes, hdr: TarHeader, data: Iterable[memoryview]) -> None:
+        kind = hdr.typeflag
+        perm = hdr.mode & 0o7777
+        if kind == DIR:
+            try:
+                if stat.S_ISDIR(os.lstat(path).st_mode):
+                    return
+            except FileNotFoundError:
+                pass
+            os.mkdir(path, perm)
+        elif kind == REG:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, perm)
+            try:
+                for piece in data:
+                    while piece:
+                        piece = piece[os.write(fd, piece) :]
+            finally:
+                os.close(fd)
+        elif kind in _DEVICE_TYPES:
+            os.mknod(path, perm | _DEVICE_TYPES[kind], _mkdev(hdr.devmajor, hdr.devminor))
+        elif kind == LINK:
+            target = self.paths.real(go_clean(b"/" + hdr.linkname), follow_last=False)
+            os.link(target, path, follow_symlinks=False)
+        elif kind == SYMLINK:
+            os.symlink(hdr.linkname, path)
+        else:
+            raise LayerError("unhandled tar header type %d for %s" % (kind, _show(hdr.name)))
+
+    def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
+        """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""
+        os.lchown(path, hdr.uid, hdr.gid)
+        for key, value in hdr.xattrs.items():
+            try:
+                xattr.setxattr(path, key.decode("utf-8", "surrogateescape"), value, symlink=True)
+            except OSError as exc:
+                if exc.errno not in _IGNORED_XATTR_ERRORS:
+                    raise
+        kind = hdr.typeflag
+        if kind == SYMLINK:
+            atime = max(hdr.atime_ns if hdr.atime_ns is not None else hdr.mtime_ns, hdr.mtime_ns)
+            if 0 <= atime <= MAX_TIME_NS and -MAX_TIME_NS <= hdr.mtime_ns <= MAX_TIME_NS:
+                os.utime(path, ns=(atime, hdr.mtime_ns), follow_symlinks=False)
+            return
+        if kind == LINK and self._link_target_is_symlink(hdr.linkname):
+            return
+        os.chmod(path, hdr.mode & 0o7777)
+        atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
+        os.utime(path, ns=(_clamp(atime), _clamp(hdr.mtime_ns)))
+
+    def _link_target_is_symlink(self, linkname: bytes) -> bool:
+        try:
+            return stat.S_ISLNK(os.lstat(self.paths.real(linkname, follow_last=False)).st_mode)
+        except OSError:
+            return True
+
+    def _mkdir_all(self, cleaned_dir: bytes) -> None:
+        """MkdirAll with mode 0755 and root ownership for each directory it creates."""
+        done = b""
+        for part in cleaned_dir.strip(b"/").split(b"/"):
+            if part in (b"", b"."):
+                continue
+            done += b"/" + part
+            real = self.paths.real(done, follow_last=False)
+            try:
+                st = os.stat(real)
+            except FileNotFoundError:
+                os.mkdir(real, 0o755)
+                os.lchown(real, 0, 0)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), real)
+
+    def _remove_all(self, path: bytes, is_dir: bool) -> None:
+        if is_dir:
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        self.paths.forget()
+
+    def finish(self) -> None:
+        """Re-apply directory times last, so later children did not disturb them."""
+        for name, atime, mtime in self._dirs:
+            path = self.paths.real(name, follow_last=True)
+            try:
+                os.utime(path, ns=(_clamp(atime if atime is not None else -1), _clamp(mtime)))
+            except OSError as exc:
+                raise LayerError("failed to register layer: %s: %s" % (_show(name), exc.strerror)) from None

@@ -1,0 +1,120 @@
+"""One layer, one pass: blob digest → decompress → diff_id + tar-split + extraction.
+
+The compressed stream is read once; every byte is hashed on the way, each tar member is
+recorded for tar-split and applied to the staging diff dir(s) as it streams by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from emustore.errors import DigestMismatch
+from emustore.layers.compression import Decompressed
+from emustore.layers.extract import Extractor
+from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
+from emustore.layers.tarstream import ByteStream, TarReader
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    blob_digest: str
+    compressed_size: int
+    compression: str
+    diff_id: str
+    size: int
+
+
+def unpack_layer(
+    compressed: Iterable[bytes],
+    blob_digest: str,
+    diff_dir: str,
+    tar_split_path: str,
+    on_bytes: Callable[[int], None] | None = None,
+) -> LayerResult:
+    """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong."""
+    blob_hash = hashlib.sha256()
+    counted = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal counted
+        for chunk in compressed:
+            blob_hash.update(chunk)
+            counted += len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+            yield chunk
+
+    source = hashed()
+    decompressed = Decompressed(source)
+    diff_hash = hashlib.sha256()
+    stream = ByteStream(iter(decompressed), diff_hash.update)
+    with open(tar_split_path, "wb") as out:
+        packer = TarSplitPacker(out)
+        extractor = Extractor(diff_dir)
+        _disassemble(TarReader(stream), packer, extractor)
+        trailing = 0
+        for chunk in stream.rest():
+            trailing += 1
+            packer.add_segment(chunk)
+        for _ in source:  # bytes after the compressed stream still count for the digest
+            pass
+        if not trailing or decompressed.final_empty_read:
+            packer.add_segment(b"")
+        packer.close()
+        extractor.finish()
+    actual = "sha256:" + blob_hash.hexdigest()
+    if actual != blob_digest:
+        raise DigestMismatch(
+            "filesystem layer verification failed for digest %s: got %s" % (blob_digest, actual)
+        )
+    return LayerResult(
+        blob_digest=blob_digest,
+        compressed_size=counted,
+        compression=decompressed.kind,
+        diff_id="sha256:" + diff_hash.hexdigest(),
+        size=layer_size(diff_dir),
+    )
+
+
+def _disassemble(reader: TarReader, packer: TarSplitPacker, extractor: Extractor) -> None:
+    """Members in archive order: raw segment, extraction, then the file entry with its CRC."""
+    while True:
+        hdr = reader.next()
+        if reader.raw:
+            packer.add_segment(reader.raw)
+        if hdr is None:
+            return
+        crc = 0
+
+        def content() -> Iterator[memoryview]:
+            nonlocal crc
+            for piece in reader.data():
+                crc = crc64_iso(piece, crc)
+                yield piece
+
+        pieces = content()
+        extractor.apply(hdr, pieces)
+        for _ in pieces:  # content the extraction did not need still feeds the CRC
+            pass
+        packer.add_file(hdr.name, hdr.size, crc if hdr.size > 0 else None)
+
+
+def layer_size(diff_dir: str) -> int:
+    """dockerd's layer size: st_size of every non-directory, each inode once (pkg/directory)."""
+    seen: set[int] = set()
+    total = 0
+    stack = [diff_dir]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
+                elif st.st_size and st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_size
+    return total

@@ -1,0 +1,77 @@
+"""Path resolution inside a layer's diff dir as if it were the root (dockerd extracts chrooted).
+
+Lexically cleaned names are resolved component by component; symlinks met on the way are
+followed with the diff dir as "/", and ".." never climbs above it. Nothing resolved here
+can point outside the root, whatever the layer contains.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from emustore.layers.gopath import go_clean
+
+MAX_SYMLINKS = 40
+
+
+class RootedPaths:
+    """Resolves paths below `root` (bytes, absolute) with chroot semantics, caching directories."""
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+        self._dirs: dict[bytes, bytes] = {}
+
+    def forget(self) -> None:
+        """Drop cached resolutions (after anything was removed or replaced)."""
+        self._dirs.clear()
+
+    def real(self, path: bytes, follow_last: bool) -> bytes:
+        """The host path for `path` (any form) inside the root."""
+        cleaned = go_clean(b"/" + path)
+        if cleaned == b"/":
+            return self.root
+        parent, _, base = cleaned.rpartition(b"/")
+        real_parent = self.real_dir(parent)
+        if not follow_last:
+            return real_parent + b"/" + base
+        return self._walk([base], real_parent)
+
+    def real_dir(self, cleaned_dir: bytes) -> bytes:
+        """The host path of a cleaned, rooted directory path, following every symlink."""
+        if cleaned_dir in (b"", b"/"):
+            return self.root
+        cached = self._dirs.get(cleaned_dir)
+        if cached is None:
+            parent, _, base = cleaned_dir.rpartition(b"/")
+            cached = self._walk([base], self.real_dir(parent))
+            self._dirs[cleaned_dir] = cached
+        return cached
+
+    def _walk(self, parts: list[bytes], start: bytes) -> bytes:
+        """Follow `parts` from the host dir `start`, resolving symlinks inside the root."""
+        real = start[len(self.root) :].split(b"/")[1:] if start != self.root else []
+        pending = list(reversed(parts))
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part in (b"", b"."):
+                continue
+            if part == b"..":
+                if real:
+                    real.pop()
+                continue
+            candidate = self.root + b"/" + b"/".join(real + [part])
+            st = os.lstat(candidate)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), candidate)
+                target = os.readlink(candidate)
+                if target.startswith(b"/"):
+                    real = []
+                pending.extend(reversed(target.split(b"/")))
+                continue
+            real.append(part)
+        return self.root + b"".join(b"/" + p for p in real)

@@ -1,0 +1,192 @@
+"""Pull orchestration: resolve → plan → download and extract in parallel → verify → register.
+
+Nothing becomes visible in the root until every layer was downloaded, its blob digest and
+diff id verified against the manifest and the config; registration then happens in chain
+order under the root's lock, followed by the image config and the references.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.errors import ManifestError
+from emustore.imageconfig import parse_image_config
+from emustore.layers.pipeline import LayerResult, unpack_layer
+from emustore.platform import Platform, parse_platform
+from emustore.progress import Reporter, SilentReporter, short_id
+from emustore.reference import Reference, parse_reference
+from emustore.sources.registry import RegistrySource, ResolvedImage
+from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.store import DockerStore, StagedLayer
+
+DEFAULT_CONCURRENCY = 4
+DOCKER_UMASK = 0o022
+
+
+@dataclass(frozen=True)
+class PullResult:
+    reference: Reference
+    image_id: str
+    manifest_digest: str
+    downloaded: bool
+
+
+@dataclass
+class _Plan:
+    """Which positions already exist, and for the rest, which blob each position takes."""
+
+    existing: int  # positions [0, existing) are "Already exists"
+    first_of: dict[str, int]  # blob digest → first position to download it
+
+
+def pull(
+    reference: str | Reference,
+    root: str | os.PathLike[str],
+    platform: str | Platform | None = None,
+    reporter: Reporter | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> PullResult:
+    """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`."""
+    ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+    spec = parse_platform(platform) if isinstance(platform, str) else platform
+    report = reporter or SilentReporter()
+    store = DockerStore(Path(root))
+    old_umask = os.umask(DOCKER_UMASK)
+    try:
+        with RegistrySource(ref, spec) as source:
+            return _pull(ref, source, store, report, concurrency)
+    except BaseException:
+        store.layout.remove_empty_staging()
+        raise
+    finally:
+        os.umask(old_umask)
+
+
+def _pull(
+    ref: Reference, source: RegistrySource, store: DockerStore, report: Reporter, concurrency: int
+) -> PullResult:
+    report.pulling(ref)
+    image = source.resolve()
+    config = parse_image_config(image.config_bytes)
+    if len(config.diff_ids) != len(image.layers):
+        raise ManifestError("layers from manifest don't match image configuration")
+    image_id = image.config_digest
+    chains = chain_ids(config.diff_ids)
+    keys = [image.reference.digest_key(image.manifest_digest)]
+    if image.reference.tag and not image.reference.digest:
+        keys.append(image.reference.tag_key())
+    references = [(image.reference.familiar_name, key, image_id) for key in keys]
+    present = store.has_image(image_id, chains[-1]) if chains else store.images.get(image_id) is not None
+    if present:
+        with store.lock():
+            store.layout.prepare_store()
+            store.references.add(references)
+        report.done(ref, image.manifest_digest, downloaded=False)
+        return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
+
+    plan = _plan(image, config.diff_ids, chains, store)
+    for i in range(plan.existing):
+        report.layer(image.layers[i].digest, "Already exists")
+    staged: dict[str, StagedLayer] = {}
+    try:
+        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency)
+        with store.lock():
+            _register(image, store, plan, config.diff_ids, chains, staged, results, report)
+            store.images.put(image.config_bytes)
+            store.references.add(references)
+    finally:
+        for layer in staged.values():
+            store.discard(layer)
+    report.done(ref, image.manifest_digest, downloaded=True)
+    return PullResult(ref, image_id, image.manifest_digest, downloaded=True)
+
+
+def _plan(image: ResolvedImage, diff_ids: list[str], chains: list[str], store: DockerStore) -> _Plan:
+    """dockerd's skip rule: bottom-up, a layer exists when its blob maps to its diff id and chain."""
+    existing = 0
+    for i, desc in enumerate(image.layers):
+        if store.distribution.diff_id_for(desc.digest) != diff_ids[i] or not store.layers.exists(chains[i]):
+            break
+        existing += 1
+    first_of: dict[str, int] = {}
+    for i in range(existing, len(image.layers)):
+        first_of.setdefault(image.layers[i].digest, i)
+    return _Plan(existing, first_of)
+
+
+def _download(
+    image: ResolvedImage,
+    source: RegistrySource,
+    store: DockerStore,
+    plan: _Plan,
+    diff_ids: list[str],
+    staged: dict[str, StagedLayer],
+    report: Reporter,
+    concurrency: int,
+) -> dict[str, LayerResult]:
+    """Download, verify and extract every needed blob once, several at a time."""
+
+    def job(position: int) -> LayerResult:
+        desc = image.layers[position]
+        layer = staged[desc.digest]
+        with source.open_layer(desc) as blob:
+            result = unpack_layer(
+                blob.iter_chunks(),
+                desc.digest,
+                str(layer.diff),
+                str(layer.tar_split),
+                on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
+            )
+        if result.diff_id != diff_ids[position]:
+            raise ManifestError(
+                "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
+                % (short_id(desc.digest), result.diff_id, diff_ids[position])
+            )
+        report.layer(desc.digest, "Download complete")
+        return result
+
+    for digest in plan.first_of:
+        staged[digest] = store.stage()
+        report.layer(digest, "Pulling fs layer")
+    futures: dict[str, Future[LayerResult]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="layer") as pool:
+        for digest, position in plan.first_of.items():
+            futures[digest] = pool.submit(job, position)
+        try:
+            return {digest: future.result() for digest, future in futures.items()}
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            raise
+
+
+def _register(
+    image: ResolvedImage,
+    store: DockerStore,
+    plan: _Plan,
+    diff_ids: list[str],
+    chains: list[str],
+    staged: dict[str, StagedLayer],
+    results: dict[str, LayerResult],
+    report: Reporter,
+) -> None:
+    """Chain order, under the lock: layers, then their distribution metadata."""
+    store.layout.prepare_store()
+    repository = image.repository
+    for i in range(plan.existing):
+        store.distribution.record_pull(diff_ids[i], image.layers[i].digest, repository)
+    for i in range(plan.existing, len(image.layers)):
+        digest = image.layers[i].digest
+        parent = chains[i - 1] if i else None
+        if plan.first_of[digest] == i:
+            layer = staged.pop(digest)
+        else:
+            first = store.layers.read(chains[plan.first_of[digest]])
+            layer = store.stage_copy(store.overlay2.diff_dir(first.cache_id), store.layers.path(first.chain_id) / "tar-split.json.gz")
+        store.register_layer(layer, chains[i], diff_ids[i], parent, results[digest].size)
+        store.distribution.record_pull(diff_ids[i], digest, repository)
+        report.layer(digest, "Pull complete")
+

@@ -1,0 +1,32 @@
+"""image/overlay2/imagedb: image configs stored byte for byte under their sha256."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from emustore.fsutil import atomic_write
+from emustore.stores.docker.layerdb import hex_of
+from emustore.stores.docker.layout import DataRoot
+
+
+class ImageDB:
+    def __init__(self, layout: DataRoot) -> None:
+        self.layout = layout
+
+    def path(self, image_id: str) -> Path:
+        return self.layout.imagedb_content / hex_of(image_id)
+
+    def get(self, image_id: str) -> bytes | None:
+        """The config bytes, or None when absent or not matching the id (dockerd skips those)."""
+        try:
+            data = self.path(image_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data if "sha256:" + hashlib.sha256(data).hexdigest() == image_id else None
+
+    def put(self, config: bytes) -> str:
+        """Store a config (0600, atomically) and return its image id."""
+        image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+        atomic_write(self.path(image_id), config, 0o600)
+        return image_id

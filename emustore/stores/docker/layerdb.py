@@ -1,0 +1,84 @@
+"""image/overlay2/layerdb: one directory per chain id, published by renaming a staged write-set."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.fsutil import write_file
+from emustore.stores.docker.layout import DataRoot
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """chain[0] = diff[0]; chain[n] = sha256(chain[n-1] + " " + diff[n]) (format doc §5.1)."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            text = (chains[-1] + " " + diff_id).encode("ascii")
+            chains.append("sha256:" + hashlib.sha256(text).hexdigest())
+    return chains
+
+
+def hex_of(digest: str) -> str:
+    return digest.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """The files of one layerdb entry."""
+
+    chain_id: str
+    diff_id: str
+    size: int
+    cache_id: str
+    parent: str | None
+
+
+class LayerDB:
+    def __init__(self, layout: DataRoot) -> None:
+        self.layout = layout
+
+    def path(self, chain_id: str) -> Path:
+        return self.layout.layers / hex_of(chain_id)
+
+    def exists(self, chain_id: str) -> bool:
+        """A layer dockerd would load: its required files are present."""
+        path = self.path(chain_id)
+        return all((path / name).is_file() for name in ("diff", "size", "cache-id"))
+
+    def read(self, chain_id: str) -> LayerRecord:
+        path = self.path(chain_id)
+        parent_file = path / "parent"
+        return LayerRecord(
+            chain_id=chain_id,
+            diff_id=(path / "diff").read_text().strip(),
+            size=int((path / "size").read_text()),
+            cache_id=(path / "cache-id").read_text().strip(),
+            parent=parent_file.read_text().strip() if parent_file.exists() else None,
+        )
+
+    def commit(self, record: LayerRecord, tar_split: Path) -> None:
+        """Publish a layer atomically by renaming a staged write-set into place."""
+        write_set = Path(tempfile.mkdtemp(prefix="write-set-", dir=self.layout.layerdb_tmp))
+        try:
+            files = {
+                "diff": record.diff_id,
+                "size": str(record.size),
+                "cache-id": record.cache_id,
+            }
+            if record.parent:
+                files["parent"] = record.parent
+            for name, content in files.items():
+                write_file(write_set / name, content.encode("ascii"), 0o644, sync=True)
+            os.rename(tar_split, write_set / "tar-split.json.gz")
+            os.chmod(write_set / "tar-split.json.gz", 0o644)
+            os.rename(write_set, self.path(record.chain_id))
+        except BaseException:
+            shutil.rmtree(write_set, ignore_errors=True)
+            raise

@@ -1,0 +1,113 @@
+"""Where everything lives in a Docker Engine 20.10 data root using the overlay2 driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.fsutil import ensure_dir
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """Paths of one data root (what dockerd calls --data-root)."""
+
+    root: Path
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.tmp / "emustore.lock"
+
+    @property
+    def staging(self) -> Path:
+        return self.tmp / "emustore-staging"
+
+    @property
+    def image(self) -> Path:
+        return self.root / "image" / "overlay2"
+
+    @property
+    def repositories_json(self) -> Path:
+        return self.image / "repositories.json"
+
+    @property
+    def imagedb_content(self) -> Path:
+        return self.image / "imagedb" / "content" / "sha256"
+
+    @property
+    def imagedb_metadata(self) -> Path:
+        return self.image / "imagedb" / "metadata" / "sha256"
+
+    @property
+    def layerdb(self) -> Path:
+        return self.image / "layerdb"
+
+    @property
+    def layers(self) -> Path:
+        return self.layerdb / "sha256"
+
+    @property
+    def layerdb_tmp(self) -> Path:
+        return self.layerdb / "tmp"
+
+    @property
+    def distribution(self) -> Path:
+        return self.image / "distribution"
+
+    @property
+    def diffid_by_digest(self) -> Path:
+        return self.distribution / "diffid-by-digest" / "sha256"
+
+    @property
+    def v2metadata_by_diffid(self) -> Path:
+        return self.distribution / "v2metadata-by-diffid" / "sha256"
+
+    @property
+    def overlay2(self) -> Path:
+        return self.root / "overlay2"
+
+    @property
+    def links(self) -> Path:
+        return self.overlay2 / "l"
+
+    def prepare_staging(self) -> None:
+        """The directories downloads are staged in (dockerd's tmp/, wiped at its start)."""
+        ensure_dir(self.root, 0o710)
+        ensure_dir(self.tmp, 0o700)
+        ensure_dir(self.staging, 0o700)
+
+    def remove_empty_staging(self) -> None:
+        """Remove the staging dirs, tmp/ and the root itself where a failed pull left them empty."""
+        for path in (self.staging, self.tmp, self.root):
+            try:
+                path.rmdir()
+            except OSError:
+                return
+
+    def prepare_store(self) -> None:
+        """The image store directories dockerd 20.10 has after a pull, with its modes."""
+        self.prepare_staging()
+        for path, mode in (
+            (self.root / "image", 0o700),
+            (self.image, 0o700),
+            (self.image / "imagedb", 0o700),
+            (self.image / "imagedb" / "content", 0o700),
+            (self.imagedb_content, 0o700),
+            (self.image / "imagedb" / "metadata", 0o700),
+            (self.imagedb_metadata, 0o700),
+            (self.layerdb, 0o700),
+            (self.layers, 0o755),
+            (self.layerdb_tmp, 0o755),
+            (self.distribution, 0o700),
+            (self.distribution / "diffid-by-digest", 0o755),
+            (self.diffid_by_digest, 0o755),
+            (self.distribution / "v2metadata-by-diffid", 0o755),
+            (self.v2metadata_by_diffid, 0o755),
+            (self.overlay2, 0o710),
+            (self.links, 0o700),
+        ):
+            ensure_dir(path, mode)

@@ -1,0 +1,102 @@
+"""The Docker data root as one object: staging, the lock, and registration of layers and images."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.fsutil import ensure_dir, root_lock
+from emustore.layers.tarsplit import append_empty_segment
+from emustore.stores.docker.distribution import DistributionMetadata
+from emustore.stores.docker.imagedb import ImageDB
+from emustore.stores.docker.layerdb import LayerDB, LayerRecord
+from emustore.stores.docker.layout import DataRoot
+from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
+from emustore.stores.docker.references import ReferenceStore
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer extracted but not yet registered: tmp/emustore-staging/<random>/{diff/,tar-split}."""
+
+    dir: Path
+
+    @property
+    def diff(self) -> Path:
+        return self.dir / "diff"
+
+    @property
+    def tar_split(self) -> Path:
+        return self.dir.parent / (self.dir.name + ".tar-split.json.gz")
+
+
+class DockerStore:
+    def __init__(self, root: Path) -> None:
+        self.layout = DataRoot(Path(root).absolute())
+        self.layers = LayerDB(self.layout)
+        self.overlay2 = Overlay2(self.layout)
+        self.images = ImageDB(self.layout)
+        self.references = ReferenceStore(self.layout)
+        self.distribution = DistributionMetadata(self.layout)
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The root's writer lock; take it only around registration and index updates."""
+        self.layout.prepare_staging()
+        return root_lock(self.layout.lock_file)
+
+    def has_image(self, image_id: str, top_chain_id: str) -> bool:
+        """Present as dockerd sees it: the config verifies and its top layer is loadable."""
+        return self.images.get(image_id) is not None and self.layers.exists(top_chain_id)
+
+    def stage(self) -> StagedLayer:
+        """A fresh staging dir with an empty diff/ (0755) to extract into."""
+        self.layout.prepare_staging()
+        staged = StagedLayer(self.layout.staging / secrets.token_hex(16))
+        os.mkdir(staged.dir, 0o700)
+        ensure_dir(staged.diff, 0o755)
+        return staged
+
+    def stage_copy(self, source_diff: Path, source_tar_split: Path) -> StagedLayer:
+        """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest."""
+        staged = self.stage()
+        os.rmdir(staged.diff)
+        subprocess.run(
+            ["cp", "-a", "--preserve=all", "--", str(source_diff), str(staged.diff)],
+            check=True,
+            capture_output=True,
+        )
+        append_empty_segment(source_tar_split, staged.tar_split)
+        return staged
+
+    def discard(self, staged: StagedLayer) -> None:
+        shutil.rmtree(staged.dir, ignore_errors=True)
+        try:
+            staged.tar_split.unlink()
+        except FileNotFoundError:
+            pass
+
+    def register_layer(
+        self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int
+    ) -> bool:
+        """Publish a staged layer (caller holds the lock); False if the chain id already existed."""
+        self.layout.prepare_store()
+        parent_cache = self.layers.read(parent).cache_id if parent else None
+        if self.layers.exists(chain_id):
+            if parent_cache is not None:
+                self.overlay2.mark_committed(parent_cache)
+            self.discard(staged)
+            return False
+        cache_id = new_cache_id()
+        self.overlay2.publish(staged.dir, cache_id, parent_cache)
+        record = LayerRecord(chain_id, diff_id, size, cache_id, parent)
+        try:
+            self.layers.commit(record, staged.tar_split)
+        except BaseException:
+            self.overlay2.remove(cache_id)
+            raise
+        return True

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real registry (registry tier) and private dockerd daemons (oracle tier)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
+from tests.support.registry import REGISTRY_BINARY, RegistryServer
+from tests.support.tiers import require_binary
+
+REGISTRY_MISSING = "docker-registry not installed (registry tier; CI=true makes this a failure)"
+DOCKERD_MISSING = "dockerd not installed (oracle tier; CI=true makes this a failure)"
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[RegistryServer]:
+    require_binary(REGISTRY_BINARY, REGISTRY_MISSING)
+    server = RegistryServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dockerd_factory() -> Iterator[Callable[[Path], Dockerd]]:
+    """`start(data_root)` starts a daemon on that data root; all are stopped at teardown."""
+    require_binary(DOCKERD_BINARY, DOCKERD_MISSING)
+    require_binary(DOCKER_CLI, DOCKERD_MISSING)
+    daemons: list[Dockerd] = []
+
+    def start(data_root: Path) -> Dockerd:
+        workdir = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
+        try:
+            daemon = Dockerd(data_root, workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop()
+        shutil.rmtree(daemon.workdir, ignore_errors=True)
