@@ -18,7 +18,8 @@ from emustore.layers.pipeline import LayerResult, unpack_layer
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter, short_id
 from emustore.reference import Reference, parse_reference
-from emustore.sources.registry import RegistrySource, ResolvedImage
+from emustore.sources.base import ImageSource, ResolvedImage
+from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore, StagedLayer
 
@@ -48,26 +49,29 @@ def pull(
     platform: str | Platform | None = None,
     reporter: Reporter | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    source: ImageSource | None = None,
 ) -> PullResult:
-    """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`."""
+    """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`.
+
+    The image comes from the registry the reference names, unless another `source` is given.
+    """
     ref = reference if isinstance(reference, Reference) else parse_reference(reference)
     spec = parse_platform(platform) if isinstance(platform, str) else platform
     report = reporter or SilentReporter()
     store = DockerStore(Path(root))
     old_umask = os.umask(DOCKER_UMASK)
+    opened = source or RegistrySource(ref, spec)
     try:
-        with RegistrySource(ref, spec) as source:
-            return _pull(ref, source, store, report, concurrency)
+        return _pull(ref, opened, store, report, concurrency)
     except BaseException:
         store.layout.remove_empty_staging()
         raise
     finally:
+        opened.close()
         os.umask(old_umask)
 
 
-def _pull(
-    ref: Reference, source: RegistrySource, store: DockerStore, report: Reporter, concurrency: int
-) -> PullResult:
+def _pull(ref: Reference, source: ImageSource, store: DockerStore, report: Reporter, concurrency: int) -> PullResult:
     report.pulling(ref)
     image = source.resolve()
     config = parse_image_config(image.config_bytes)
@@ -119,7 +123,7 @@ def _plan(image: ResolvedImage, diff_ids: list[str], chains: list[str], store: D
 
 def _download(
     image: ResolvedImage,
-    source: RegistrySource,
+    source: ImageSource,
     store: DockerStore,
     plan: _Plan,
     diff_ids: list[str],

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 
 from emustore.errors import ManifestError
 from emustore.manifest import Descriptor, ImageIndex, ImageManifest, check_media_types, parse_manifest, select_platform
 from emustore.platform import Platform, host_platform
 from emustore.reference import Reference
 from emustore.registry.client import BlobStream, RegistryClient
+from emustore.sources.base import ResolvedImage
 
 MAX_CONFIG_SIZE = 8 << 20
-
-
-@dataclass(frozen=True)
-class ResolvedImage:
-    """One image picked for this platform; `manifest_digest` is the list/index digest when there is one."""
-
-    reference: Reference
-    repository: str
-    manifest_digest: str
-    manifest: ImageManifest
-    manifest_bytes: bytes
-    config_bytes: bytes
-    config_digest: str
-    layers: list[Descriptor]
 
 
 class RegistrySource:

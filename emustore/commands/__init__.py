@@ -1,0 +1,32 @@
+"""One module per CLI command; each defines `register(subparsers)` and is found automatically.
+
+A command module adds its parser with `subparsers.add_parser(...)` and sets `func=` to a
+function taking the parsed arguments and returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+
+ROOT_ENV = "EMUSTORE_ROOT"
+
+
+def add_root_argument(parser: argparse.ArgumentParser) -> None:
+    """--root DIR, defaulting to $EMUSTORE_ROOT (required when that is unset)."""
+    parser.add_argument(
+        "--root",
+        default=os.environ.get(ROOT_ENV),
+        required=ROOT_ENV not in os.environ,
+        metavar="DIR",
+        help="the Docker data root (dockerd --data-root); default $%s" % ROOT_ENV,
+    )
+
+
+def register_all(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Import every command module of this package (sorted by name) and let it register."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(subparsers)

@@ -1,0 +1,43 @@
+"""What every image source gives the pull pipeline: one resolved image and its layer streams."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import Protocol
+
+from emustore.manifest import Descriptor, ImageManifest
+from emustore.reference import Reference
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """One image picked for this platform; `manifest_digest` is the list/index digest when there is one."""
+
+    reference: Reference
+    repository: str
+    manifest_digest: str
+    manifest: ImageManifest
+    manifest_bytes: bytes
+    config_bytes: bytes
+    config_digest: str
+    layers: list[Descriptor]
+
+
+class LayerStream(Protocol):
+    """An open layer blob: its announced size and its bytes, streamed once."""
+
+    size: int | None
+
+    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+
+class ImageSource(Protocol):
+    """A registry, an archive or a layout: anything that resolves to an image and streams its blobs."""
+
+    def resolve(self) -> ResolvedImage: ...
+
+    def open_layer(self, desc: Descriptor) -> AbstractContextManager[LayerStream]: ...
+
+    def close(self) -> None: ...
