@@ -26,7 +26,7 @@ test-unit: venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 demo: setup
-	bash scripts/demo.sh
+	$(PY) scripts/demo.py
 
 bench: setup
 	$(PY) -m scripts.bench $(BENCH_ARGS)

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from emustore.errors import DigestMismatch
+from emustore.errors import DigestMismatch, LayerError
 from emustore.layers.compression import Decompressed
 from emustore.layers.extract import Extractor
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
@@ -49,6 +49,31 @@ def unpack_layer(
             yield chunk
 
     source = hashed()
+    try:
+        return _unpack(source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path)
+    except LayerError:
+        for _ in source:  # a corrupt download explains a broken layer better: check the digest
+            pass
+        _verify(blob_hash, blob_digest)
+        raise
+
+
+def _verify(blob_hash: "hashlib._Hash", blob_digest: str) -> None:
+    actual = "sha256:" + blob_hash.hexdigest()
+    if actual != blob_digest:
+        raise DigestMismatch(
+            "filesystem layer verification failed for digest %s: got %s" % (blob_digest, actual)
+        )
+
+
+def _unpack(
+    source: Iterator[bytes],
+    blob_hash: "hashlib._Hash",
+    counted: Callable[[], int],
+    blob_digest: str,
+    diff_dir: str,
+    tar_split_path: str,
+) -> LayerResult:
     decompressed = Decompressed(source)
     diff_hash = hashlib.sha256()
     stream = ByteStream(iter(decompressed), diff_hash.update)
@@ -66,14 +91,10 @@ def unpack_layer(
             packer.add_segment(b"")
         packer.close()
         extractor.finish()
-    actual = "sha256:" + blob_hash.hexdigest()
-    if actual != blob_digest:
-        raise DigestMismatch(
-            "filesystem layer verification failed for digest %s: got %s" % (blob_digest, actual)
-        )
+    _verify(blob_hash, blob_digest)
     return LayerResult(
         blob_digest=blob_digest,
-        compressed_size=counted,
+        compressed_size=counted(),
         compression=decompressed.kind,
         diff_id="sha256:" + diff_hash.hexdigest(),
         size=layer_size(diff_dir),
