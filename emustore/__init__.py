@@ -1,3 +1,10 @@
-"""emustore: container images written into a Docker Engine 20.10 data root, without a daemon."""
+"""emustore: container images written into a Docker Engine 20.10 data root, without a daemon.
+
+Python API: `emustore.pull(ref, root=…)` and `emustore.Store(root)` (see emustore.api).
+"""
 
 __version__ = "0.1.0"
+
+from emustore.api import Store, pull  # noqa: E402  (binds `emustore.pull` to the function)
+
+__all__ = ["Store", "pull", "__version__"]

@@ -8,19 +8,26 @@ order under the root's lock, followed by the image config and the references.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from emustore.errors import ManifestError
 from emustore.imageconfig import parse_image_config
-from emustore.layers.pipeline import LayerResult, unpack_layer
+from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter, short_id
 from emustore.reference import Reference, parse_reference
+from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
+from emustore.sources.cache import BlobCache, CachingSource
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore, StagedLayer
 
 DEFAULT_CONCURRENCY = 4
@@ -33,6 +40,14 @@ class PullResult:
     image_id: str
     manifest_digest: str
     downloaded: bool
+
+
+@dataclass(frozen=True)
+class LoadRegistration:
+    """Record the image as `docker load` does instead: only these tags, no distribution metadata,
+    layers found by chain id, a repeated layer registered as an identical re-read."""
+
+    tags: tuple[Reference, ...] = ()
 
 
 @dataclass
@@ -50,19 +65,34 @@ def pull(
     reporter: Reporter | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     source: ImageSource | None = None,
+    force: bool = False,
+    max_expansion: int = MAX_EXPANSION,
+    load: LoadRegistration | None = None,
+    registry_options: RegistryOptions | None = None,
+    blob_cache: str | os.PathLike[str] | None = None,
 ) -> PullResult:
     """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`.
 
     The image comes from the registry the reference names, unless another `source` is given.
+    A root a running dockerd owns is refused unless `force`; a layer expanding more than
+    `max_expansion` times its blob size (and past 1 GiB) is refused as a bomb (0: no limit).
+    With `load`, the image is recorded as `docker load` records it (see LoadRegistration).
+    `registry_options` (mirrors, TLS, credentials, retries) apply to the default registry source.
+    A `blob_cache` directory keeps the blobs for the next pulls, into this or any other root.
     """
+    check_not_owned(root, force)
     ref = reference if isinstance(reference, Reference) else parse_reference(reference)
     spec = parse_platform(platform) if isinstance(platform, str) else platform
     report = reporter or SilentReporter()
     store = DockerStore(Path(root))
     old_umask = os.umask(DOCKER_UMASK)
-    opened = source or RegistrySource(ref, spec)
+    opened = source or RegistrySource(ref, spec, options=registry_options)
+    if source is None:  # a config the root already holds is not downloaded again (warm pull)
+        opened.config_store = store.images  # type: ignore[union-attr]
+    if blob_cache is not None:
+        opened = CachingSource(opened, BlobCache(blob_cache))
     try:
-        return _pull(ref, opened, store, report, concurrency)
+        return _pull(ref, opened, store, report, concurrency, max_expansion, load)
     except BaseException:
         store.layout.remove_empty_staging()
         raise
@@ -71,7 +101,15 @@ def pull(
         os.umask(old_umask)
 
 
-def _pull(ref: Reference, source: ImageSource, store: DockerStore, report: Reporter, concurrency: int) -> PullResult:
+def _pull(
+    ref: Reference,
+    source: ImageSource,
+    store: DockerStore,
+    report: Reporter,
+    concurrency: int,
+    max_expansion: int,
+    load: LoadRegistration | None = None,
+) -> PullResult:
     report.pulling(ref)
     image = source.resolve()
     config = parse_image_config(image.config_bytes)
@@ -83,22 +121,24 @@ def _pull(ref: Reference, source: ImageSource, store: DockerStore, report: Repor
     if image.reference.tag and not image.reference.digest:
         keys.append(image.reference.tag_key())
     references = [(image.reference.familiar_name, key, image_id) for key in keys]
+    if load is not None:
+        references = [(tag.familiar_name, tag.tag_key(), image_id) for tag in load.tags]
     present = store.has_image(image_id, chains[-1]) if chains else store.images.get(image_id) is not None
     if present:
         with store.lock():
-            store.layout.prepare_store()
+            store.layout.prepare_store(distribution=load is None)
             store.references.add(references)
         report.done(ref, image.manifest_digest, downloaded=False)
         return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
 
-    plan = _plan(image, config.diff_ids, chains, store)
+    plan = _plan(image, config.diff_ids, chains, store, by_distribution=load is None)
     for i in range(plan.existing):
         report.layer(image.layers[i].digest, "Already exists")
     staged: dict[str, StagedLayer] = {}
     try:
-        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency)
-        with store.lock():
-            _register(image, store, plan, config.diff_ids, chains, staged, results, report)
+        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency, max_expansion)
+        with store.lock(), _interrupts_deferred():
+            _register(image, store, plan, config.diff_ids, chains, staged, results, report, load is None)
             store.images.put(image.config_bytes)
             store.references.add(references)
     finally:
@@ -108,11 +148,15 @@ def _pull(ref: Reference, source: ImageSource, store: DockerStore, report: Repor
     return PullResult(ref, image_id, image.manifest_digest, downloaded=True)
 
 
-def _plan(image: ResolvedImage, diff_ids: list[str], chains: list[str], store: DockerStore) -> _Plan:
-    """dockerd's skip rule: bottom-up, a layer exists when its blob maps to its diff id and chain."""
+def _plan(
+    image: ResolvedImage, diff_ids: list[str], chains: list[str], store: DockerStore, by_distribution: bool = True
+) -> _Plan:
+    """dockerd's skip rule: bottom-up, a layer exists when its blob maps to its diff id and chain
+    (a load, not `by_distribution`, looks at the chain only)."""
     existing = 0
     for i, desc in enumerate(image.layers):
-        if store.distribution.diff_id_for(desc.digest) != diff_ids[i] or not store.layers.exists(chains[i]):
+        known = not by_distribution or store.distribution.diff_id_for(desc.digest) == diff_ids[i]
+        if not known or not store.layers.exists(chains[i]):
             break
         existing += 1
     first_of: dict[str, int] = {}
@@ -130,19 +174,31 @@ def _download(
     staged: dict[str, StagedLayer],
     report: Reporter,
     concurrency: int,
+    max_expansion: int,
 ) -> dict[str, LayerResult]:
-    """Download, verify and extract every needed blob once, several at a time."""
+    """Download, verify and extract every needed blob once, several at a time.
+
+    When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
+    stop = threading.Event()
+
+    def until_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if stop.is_set():
+                raise _Stopped()
+            yield chunk
 
     def job(position: int) -> LayerResult:
         desc = image.layers[position]
         layer = staged[desc.digest]
         with source.open_layer(desc) as blob:
             result = unpack_layer(
-                blob.iter_chunks(),
+                until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(layer.diff),
                 str(layer.tar_split),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
+                max_output=expansion_limit(desc.size, max_expansion),
+                file_reads=getattr(blob, "file_reads", False),
             )
         if result.diff_id != diff_ids[position]:
             raise ManifestError(
@@ -160,11 +216,20 @@ def _download(
         for digest, position in plan.first_of.items():
             futures[digest] = pool.submit(job, position)
         try:
+            wait(futures.values(), return_when=FIRST_EXCEPTION)
+            for future in futures.values():
+                if future.done() and future.exception() is not None:
+                    future.result()  # the first failure, raised before waiting on slower jobs
             return {digest: future.result() for digest, future in futures.items()}
         except BaseException:
+            stop.set()
             for future in futures.values():
                 future.cancel()
             raise
+
+
+class _Stopped(Exception):
+    """Raised inside a layer job to end it early because the pull is failing."""
 
 
 def _register(
@@ -176,11 +241,12 @@ def _register(
     staged: dict[str, StagedLayer],
     results: dict[str, LayerResult],
     report: Reporter,
+    record: bool = True,
 ) -> None:
-    """Chain order, under the lock: layers, then their distribution metadata."""
-    store.layout.prepare_store()
+    """Chain order, under the lock: layers, then (if `record`) their distribution metadata."""
+    store.layout.prepare_store(distribution=record)
     repository = image.repository
-    for i in range(plan.existing):
+    for i in range(plan.existing if record else 0):
         store.distribution.record_pull(diff_ids[i], image.layers[i].digest, repository)
     for i in range(plan.existing, len(image.layers)):
         digest = image.layers[i].digest
@@ -189,8 +255,32 @@ def _register(
             layer = staged.pop(digest)
         else:
             first = store.layers.read(chains[plan.first_of[digest]])
-            layer = store.stage_copy(store.overlay2.diff_dir(first.cache_id), store.layers.path(first.chain_id) / "tar-split.json.gz")
-        store.register_layer(layer, chains[i], diff_ids[i], parent, results[digest].size)
-        store.distribution.record_pull(diff_ids[i], digest, repository)
+            layer = store.stage_copy(
+                store.overlay2.diff_dir(first.cache_id),
+                store.layers.path(first.chain_id) / "tar-split.json.gz",
+                reread=not record,
+            )
+        try:
+            store.register_layer(layer, chains[i], diff_ids[i], parent, results[digest].size)
+        except BaseException:
+            store.discard(layer)  # no longer in `staged`: its leftovers are ours to remove
+            raise
+        if record:
+            store.distribution.record_pull(diff_ids[i], digest, repository)
         report.layer(digest, "Pull complete")
 
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C waits until the block ends (registration is short and must not stop half-way)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, None)

@@ -8,6 +8,8 @@ declare -A want=(
   [skopeo]=/usr/bin/skopeo
   [tar-split]=/usr/bin/tar-split
   [busybox-static]=/bin/busybox
+  [chromium]=/usr/bin/chromium
+  [tmux]=/usr/bin/tmux
 )
 missing=()
 for pkg in "${!want[@]}"; do

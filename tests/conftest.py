@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
+from tests.support.figures import summary_lines
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
 from tests.support.tiers import require_binary
 
@@ -46,3 +47,12 @@ def dockerd_factory() -> Iterator[Callable[[Path], Dockerd]]:
     for daemon in daemons:
         daemon.stop()
         shutil.rmtree(daemon.workdir, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures of the robustness tests (tests/support/figures.py), so CI logs show them."""
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("robustness figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from emustore.commands import add_root_argument
-from emustore.progress import LineReporter, QuietReporter, Reporter
+from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
+from emustore.layers.pipeline import MAX_EXPANSION
+from emustore.errors import ManifestError
+from emustore.load import pull_from
+from emustore.platform import parse_platform
 from emustore.pull import DEFAULT_CONCURRENCY, pull
 from emustore.reference import parse_reference
+from emustore.registry.options import add_registry_arguments, options_from_args
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -20,13 +26,35 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
         help="layers downloaded at once (default %d)" % DEFAULT_CONCURRENCY,
     )
+    p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
+    p.add_argument(
+        "--max-expansion", type=int, default=MAX_EXPANSION, metavar="RATIO",
+        help="refuse a layer decompressing to more than RATIO times its blob size and over 1 GiB "
+        "(default %d; 0: no limit)" % MAX_EXPANSION,
+    )
+    add_registry_arguments(p)
+    p.add_argument(
+        "--from", dest="source", metavar="TRANSPORT:PATH",
+        help="pull from docker-archive:FILE, oci-archive:FILE or oci-layout:DIR instead of a registry",
+    )
+    p.add_argument("--blob-cache", metavar="DIR", help="keep registry blobs in DIR and reuse them (shared by any roots)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     given = parse_reference(args.reference, default_tag=False)
-    reporter: Reporter = QuietReporter() if args.quiet else LineReporter()
+    reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
     if not args.quiet and given.tag is None and given.digest is None:
         print("Using default tag: latest", flush=True)
-    pull(parse_reference(args.reference), args.root, platform=args.platform, reporter=reporter, concurrency=args.concurrency)
+    common = dict(reporter=reporter, concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion)
+    if args.source:
+        if args.blob_cache:
+            raise ManifestError("--blob-cache applies to registry pulls, not to --from")
+        platform = parse_platform(args.platform) if args.platform else None
+        pull_from(args.source, parse_reference(args.reference), args.root, platform=platform, **common)
+        return 0
+    pull(
+        parse_reference(args.reference), args.root, platform=args.platform,
+        registry_options=options_from_args(args), blob_cache=args.blob_cache, **common,
+    )
     return 0

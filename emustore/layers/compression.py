@@ -22,6 +22,9 @@ from isal import isal_zlib
 from emustore.errors import LayerError
 
 READ_WINDOW = 32768
+BATCH = 32 * READ_WINDOW  # decompressed bytes handed out at once: 32 of Go's reads
+INPUT_SLICE = 64 << 10  # compressed bytes given to the gzip decompressor per call
+FILE_READ = 1 << 20  # tar-split's read size after the archive end
 GZIP, ZSTD, BZIP2, XZ, PLAIN = "gzip", "zstd", "bzip2", "xz", "uncompressed"
 
 _MAGICS = (
@@ -41,7 +44,10 @@ def sniff(head: bytes) -> str:
 
 
 class Decompressed:
-    """Iterates the decompressed stream in read-sized chunks (each ends on a Go read cut).
+    """Iterates the decompressed stream in chunks of whole Go reads (up to BATCH bytes each).
+
+    Every chunk starts on a Go read cut and holds whole READ_WINDOW reads but for its last,
+    so `ByteStream.rest(READ_WINDOW)` recovers dockerd's reads after the archive end.
 
     After the iteration, `final_empty_read` tells whether Go's last data read came without
     EOF, so that one more empty read (an empty tar-split segment) follows it.
@@ -71,8 +77,8 @@ class Decompressed:
 
     def _gzip(self) -> Iterator[bytes]:
         """Multi-member gzip; trailing bytes that are not another member are an error."""
-        src = iter(self._src)
-        pending = b""
+        src = _sliced(iter(self._src))
+        pending: bytes | memoryview = b""
         while True:
             window = bytearray()
             member_pos = 0
@@ -82,15 +88,19 @@ class Decompressed:
                     pending = next(src, b"")
                     if not pending:
                         raise LayerError("unexpected EOF in gzip stream")
-                want = READ_WINDOW - len(window)
+                want = BATCH - len(window)
                 try:
                     out = d.decompress(pending, want)
                 except isal_zlib.error as exc:
                     raise LayerError("gzip: invalid data: %s" % exc) from None
                 pending = d.unconsumed_tail
+                if len(out) == BATCH:
+                    member_pos += BATCH
+                    yield out
+                    continue
                 window += out
-                if len(window) == READ_WINDOW:
-                    member_pos += READ_WINDOW
+                if len(window) == BATCH:
+                    member_pos += BATCH
                     yield bytes(window)
                     window = bytearray()
             pending = d.unused_data
@@ -102,7 +112,7 @@ class Decompressed:
                 pending = next(src, b"")
                 if not pending:
                     return
-            if len(pending) >= 2 and not pending.startswith(b"\x1f\x8b"):
+            if len(pending) >= 2 and bytes(pending[:2]) != b"\x1f\x8b":
                 raise LayerError("gzip: invalid header after the last member")
 
     def _as_one_member(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -154,20 +164,48 @@ def _stdlib_stream(src: Iterator[bytes], factory: Callable[[], object], kind: st
         raise LayerError("%s: invalid data: %s" % (kind, exc)) from None
 
 
+def file_read_cuts(rest: Iterator[bytes], offset: int) -> Iterator[bytes]:
+    """The reads after a plain tar's end (at `offset`) when dockerd reads the file itself (docker load).
+
+    Its 32 KiB bufio buffer gives what it still holds (the rest of the current window), then
+    tar-split's 1 MiB reads go straight to the file: 32 windows each."""
+    if offset % READ_WINDOW:
+        tail = next(rest, None)
+        if tail is None:
+            return
+        yield tail
+    group = bytearray()
+    for chunk in rest:
+        group += chunk
+        if len(group) >= FILE_READ:
+            yield bytes(group[:FILE_READ])
+            del group[:FILE_READ]
+    if group:
+        yield bytes(group)
+
+
 def _windowed(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Re-cut a byte stream so that no chunk crosses a multiple of READ_WINDOW."""
-    window = bytearray()
+    """Re-cut a byte stream into chunks of whole READ_WINDOW reads (at least BATCH bytes but the last)."""
+    pending = bytearray()
+    for chunk in chunks:
+        if not pending and len(chunk) >= BATCH and len(chunk) % READ_WINDOW == 0:
+            yield chunk
+            continue
+        pending += chunk
+        if len(pending) >= BATCH:
+            cut = len(pending) - len(pending) % READ_WINDOW
+            yield bytes(pending[:cut])
+            del pending[:cut]
+    if pending:
+        yield bytes(pending)
+
+
+def _sliced(chunks: Iterator[bytes]) -> Iterator[memoryview]:
+    """Chunks as views of at most INPUT_SLICE bytes: a decompressor's unconsumed tail stays small."""
     for chunk in chunks:
         view = memoryview(chunk)
-        while view:
-            room = READ_WINDOW - len(window)
-            window += view[:room]
-            view = view[room:]
-            if len(window) == READ_WINDOW:
-                yield bytes(window)
-                window = bytearray()
-    if window:
-        yield bytes(window)
+        for start in range(0, len(view), INPUT_SLICE):
+            yield view[start : start + INPUT_SLICE]
 
 
 class _Peekable:

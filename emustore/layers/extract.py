@@ -51,6 +51,7 @@ class Extractor:
     def __init__(self, diff_dir: str) -> None:
         self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
         self._dirs: list[tuple[bytes, int | None, int]] = []
+        self._parents: set[bytes] = set()  # parents seen to exist since the last removal
 
     def apply(self, hdr: TarHeader, data: Iterable[memoryview]) -> None:
         """Apply one member; `data` yields its content (only consumed for regular files)."""
@@ -67,12 +68,15 @@ class Extractor:
         name = go_clean(hdr.name)
         if not name.endswith(b"/"):
             parent = go_dir(name)
-            try:
-                os.lstat(self.paths.real(parent, follow_last=False))
-            except FileNotFoundError:
-                self._mkdir_all(parent)
-            except OSError:
-                pass
+            if parent not in self._parents:
+                try:
+                    os.lstat(self.paths.real(parent, follow_last=False))
+                    self._parents.add(parent)
+                except FileNotFoundError:
+                    self._mkdir_all(parent)
+                    self._parents.add(parent)
+                except OSError:
+                    pass
         path = self.paths.real(name, follow_last=False)
         try:
             st: os.stat_result | None = os.lstat(path)
@@ -177,6 +181,7 @@ class Extractor:
         else:
             os.unlink(path)
         self.paths.forget()
+        self._parents.clear()
 
     def finish(self) -> None:
         """Re-apply directory times last, so later children did not disturb them."""

@@ -5,6 +5,8 @@ def go_clean(path: bytes) -> bytes:
     """Shortest equivalent path by purely lexical processing, as Go's filepath.Clean."""
     if not path:
         return b"."
+    if b"//" not in path and b"/." not in path and not path.startswith(b".") and not path.endswith(b"/"):
+        return path  # already clean: no empty, "." or ".." element, no trailing slash
     rooted = path.startswith(b"/")
     out: list[bytes] = []
     for part in path.split(b"/"):

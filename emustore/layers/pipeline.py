@@ -10,13 +10,24 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 from emustore.errors import DigestMismatch, LayerError
-from emustore.layers.compression import Decompressed
+from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_read_cuts
 from emustore.layers.extract import Extractor
+from emustore.layers.prefetch import Prefetched
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
 from emustore.layers.tarstream import ByteStream, TarReader
+
+MAX_EXPANSION = 1100  # gzip cannot exceed ~1032:1; more is a bomb (or a zstd/bzip2 extreme)
+MIN_EXPANSION_LIMIT = 1 << 30
+
+
+def expansion_limit(compressed_size: int, ratio: int = MAX_EXPANSION) -> int | None:
+    """The decompressed bytes a blob of `compressed_size` may give: ratio × size, at least
+    MIN_EXPANSION_LIMIT (1 GiB). A ratio of 0 means no limit."""
+    return max(MIN_EXPANSION_LIMIT, ratio * compressed_size) if ratio else None
 
 
 @dataclass(frozen=True)
@@ -34,8 +45,13 @@ def unpack_layer(
     diff_dir: str,
     tar_split_path: str,
     on_bytes: Callable[[int], None] | None = None,
+    max_output: int | None = None,
+    file_reads: bool = False,
 ) -> LayerResult:
-    """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong."""
+    """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
+
+    `max_output` caps the decompressed bytes (see expansion_limit); None means unlimited.
+    `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts."""
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -50,7 +66,7 @@ def unpack_layer(
 
     source = hashed()
     try:
-        return _unpack(source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path)
+        return _unpack(source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads)
     except LayerError:
         for _ in source:  # a corrupt download explains a broken layer better: check the digest
             pass
@@ -73,16 +89,20 @@ def _unpack(
     blob_digest: str,
     diff_dir: str,
     tar_split_path: str,
+    max_output: int | None,
+    file_reads: bool = False,
 ) -> LayerResult:
-    decompressed = Decompressed(source)
+    decompressed = Decompressed(source, max_output)
     diff_hash = hashlib.sha256()
-    stream = ByteStream(iter(decompressed), diff_hash.update)
-    with open(tar_split_path, "wb") as out:
+    ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # download, hash, decompress
+    stream = ByteStream(iter(ahead), _ignore)
+    with closing(ahead), open(tar_split_path, "wb") as out:
         packer = TarSplitPacker(out)
         extractor = Extractor(diff_dir)
         _disassemble(TarReader(stream), packer, extractor)
         trailing = 0
-        for chunk in stream.rest():
+        rest = stream.rest(READ_WINDOW)
+        for chunk in file_read_cuts(rest, stream.offset) if file_reads and decompressed.kind == PLAIN else rest:
             trailing += 1
             packer.add_segment(chunk)
         for _ in source:  # bytes after the compressed stream still count for the digest
@@ -99,6 +119,17 @@ def _unpack(
         diff_id="sha256:" + diff_hash.hexdigest(),
         size=layer_size(diff_dir),
     )
+
+
+def _fed(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    """`chunks`, each handed to `update` (a hash) on the way."""
+    for chunk in chunks:
+        update(chunk)
+        yield chunk
+
+
+def _ignore(chunk: bytes) -> None:
+    pass
 
 
 def _disassemble(reader: TarReader, packer: TarSplitPacker, extractor: Extractor) -> None:

@@ -22,6 +22,7 @@ HEADER_ONLY_TYPES = frozenset(b"123456")  # hard link, symlink, char, block, dir
 _OCTAL = re.compile(rb"[0-7]+")
 _DECIMAL = re.compile(rb"[+-]?[0-9]+")
 _INT64 = 1 << 63
+_HIGH = bytes(range(0x80, 0x100))
 
 
 @dataclass
@@ -90,17 +91,20 @@ class ByteStream:
             n -= take
             yield view
 
-    def rest(self) -> Iterator[bytes]:
-        """The unread remainder of the current chunk, then every following chunk."""
-        if self._pos < len(self._chunk):
-            tail = self._chunk[self._pos :]
-            self._pos = len(self._chunk)
-            self.offset += len(tail)
-            yield tail
-        while self._fill():
-            self._pos = len(self._chunk)
-            self.offset += len(self._chunk)
-            yield self._chunk
+    def rest(self, window: int | None = None) -> Iterator[bytes]:
+        """The unread remainder of the current chunk, then every following chunk.
+
+        With `window`, each chunk is further cut at every multiple of `window` from its start."""
+        while True:
+            chunk, end = self._chunk, len(self._chunk)
+            while self._pos < end:
+                stop = min(end, (self._pos // window + 1) * window) if window else end
+                piece = chunk[self._pos : stop] if self._pos or stop < end else chunk
+                self.offset += stop - self._pos
+                self._pos = stop
+                yield piece
+            if not self._fill():
+                return
 
 
 class TarReader:
@@ -229,9 +233,10 @@ def parse_octal(b: bytes) -> int:
     text = _cstring(b.strip(b" \0"))
     if not text:
         return 0
-    if not _OCTAL.fullmatch(text) or int(text, 8) >= 1 << 64:
+    value = int(text, 8) if _OCTAL.fullmatch(text) else 1 << 64
+    if value >= 1 << 64:
         raise _bad("bad octal field %r" % b)
-    return int(text, 8)
+    return value
 
 
 def parse_numeric(b: bytes) -> int:
@@ -252,11 +257,14 @@ def parse_numeric(b: bytes) -> int:
     return parse_octal(b)
 
 
+def _high_bytes(b: bytes) -> int:
+    """How many bytes of `b` are >= 0x80 (counted in C: delete them and compare lengths)."""
+    return len(b) - len(b.translate(None, _HIGH))
+
+
 def _checksums(block: bytes) -> tuple[int, int]:
     unsigned = sum(block) - sum(block[148:156]) + 8 * 32
-    signed = unsigned - 256 * sum(1 for c in block if c >= 0x80) + 256 * sum(
-        1 for c in block[148:156] if c >= 0x80
-    )
+    signed = unsigned - 256 * _high_bytes(block) + 256 * _high_bytes(block[148:156])
     return unsigned, signed
 
 

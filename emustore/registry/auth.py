@@ -1,4 +1,4 @@
-"""Registry authentication: WWW-Authenticate challenges and anonymous bearer tokens."""
+"""Registry authentication: WWW-Authenticate challenges and bearer tokens cached per scope."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class _Token:
 
 
 class TokenCache:
-    """Anonymous bearer tokens, cached per (realm, service, scope); safe to share between threads."""
+    """Bearer tokens, cached per (realm, service, scope); safe to share between threads."""
 
     def __init__(self, get: Callable[[str, dict[str, str]], httpx.Response]) -> None:
         """`get(url, params)` performs the token request (the registry client's transport)."""
@@ -89,14 +89,14 @@ class TokenCache:
         return cached.value if cached is not None and cached.expires_at > time.monotonic() else None
 
     def _fetch(self, realm: str, service: str, scope: str) -> _Token:
-        params = {"scope": scope}
+        params = {"scope": scope} if scope else {}
         if service:
             params["service"] = service
         started = time.monotonic()
         response = self._get(realm, params)
         if response.status_code != 200:
             raise RegistryError(
-                f"getting a registry token from {realm} for {scope} failed: "
+                f"getting a registry token from {realm}{f' for {scope}' if scope else ''} failed: "
                 f"HTTP {response.status_code} {response.reason_phrase}"
             )
         if len(response.content) > _MAX_TOKEN_RESPONSE:

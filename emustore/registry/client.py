@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
-import ipaddress
 import json
-from collections.abc import Iterator
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +19,10 @@ from emustore.errors import DigestMismatch, ManifestError, NotFound, RegistryErr
 from emustore.manifest import MANIFEST_ACCEPT
 from emustore.reference import Reference
 from emustore.registry.auth import Challenge, TokenCache, bearer_challenge, parse_www_authenticate
+from emustore.registry.credentials import Credentials
+from emustore.registry.options import DEFAULT_INSECURE, RegistryOptions
+from emustore.registry.retry import RETRY_STATUSES, RetryClock, RetryPolicy, parse_retry_after
+from emustore.registry.tls import ssl_context
 
 MAX_MANIFEST_SIZE = 4 << 20
 MAX_CONNECTIONS = 16
@@ -22,21 +30,22 @@ MAX_REDIRECTS = 10
 _MAX_ERROR_BODY = 64 << 10
 _DENIED_CODES = ("DENIED", "UNAUTHORIZED")
 _NOT_FOUND_CODES = ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN")
+_log = logging.getLogger(__name__)
+
+CredentialSource = Credentials | Callable[[], Credentials | None] | None
+
+
+class RegistryUnreachable(RegistryError):
+    """No HTTP answer at all: refused, unreachable, TLS failure, timeout, connection cut."""
+
+
+class TLSFailure(RegistryUnreachable):
+    """The TLS handshake failed (certificate, protocol): trying again cannot help."""
 
 
 def is_default_insecure(host: str) -> bool:
     """Docker's default insecure range: localhost and loopback addresses, with or without a port."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return RegistryOptions(insecure_registries=DEFAULT_INSECURE).is_insecure(host)
 
 
 @dataclass(frozen=True)
@@ -49,24 +58,65 @@ class _Target:
 
 
 class BlobStream:
-    """An open blob download; `size` is the announced Content-Length, if any."""
+    """An open blob download that resumes where it broke off; `size` is the announced Content-Length."""
 
-    def __init__(self, response: httpx.Response, url: str) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        url: str,
+        resume: Callable[[int], httpx.Response] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        """`resume(offset)` reopens the blob from byte `offset` (a Range request), if resuming is allowed."""
         self._response = response
         self._url = url
+        self._resume = resume
+        self._retry = retry or RetryPolicy()
+        self._resumed: list[httpx.Response] = []
         length = response.headers.get("content-length")
         self.size: int | None = int(length) if length and length.isdigit() else None
 
     def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """The body, as it arrives, in chunks of at most `chunk_size` bytes."""
-        try:
-            yield from self._response.iter_bytes(chunk_size)
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, self._url) from None
+        """The whole body as one stream, in chunks of `chunk_size` bytes (the last shorter), across reconnections."""
+        response, received, skip, pending = self._response, 0, 0, bytearray()
+        clock, progress_at_failure = RetryClock(self._retry), 0
+        while True:
+            try:
+                for data in response.iter_bytes():
+                    if skip:  # a server that ignored the Range header resends the start: drop it
+                        dropped = min(skip, len(data))
+                        data, skip = data[dropped:], skip - dropped
+                    received += len(data)
+                    pending += data
+                    while len(pending) >= chunk_size:
+                        yield bytes(pending[:chunk_size])
+                        del pending[:chunk_size]
+                if pending:
+                    yield bytes(pending)
+                return
+            except httpx.TransportError as exc:
+                if self._resume is None or (self.size is not None and received >= self.size):
+                    raise _transport_error(exc, self._url) from None
+                if received > progress_at_failure:  # a new failure after progress starts a new count
+                    clock, progress_at_failure = RetryClock(self._retry), received
+                delay = clock.next_delay()
+                if delay is None:
+                    raise _transport_error(exc, self._url) from None
+                _log.info("download of %s broke off after %d bytes (%s); resuming", self._url, received, exc)
+            time.sleep(delay)
+            response = self._resume(received)
+            self._resumed.append(response)
+            skip = received if response.status_code == 200 else 0
+
+    def close(self) -> None:
+        """Close the reconnections (the first response belongs to whoever opened it)."""
+        for response in self._resumed:
+            response.close()
+        self._resumed.clear()
 
 
 class RegistryClient:
-    """A pull client for one registry host; thread-safe (one pooled connection set, shared tokens)."""
+    """A pull client for one registry endpoint; thread-safe (one pooled connection set, shared tokens)."""
 
     def __init__(
         self,
@@ -75,21 +125,39 @@ class RegistryClient:
         domain: str | None = None,
         insecure: bool | None = None,
         timeout: float = 30.0,
+        scheme: str | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+        credentials: CredentialSource = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        """`domain` is the reference domain used in messages (defaults to `host`)."""
+        """`domain` is the reference domain used in messages (defaults to `host`).
+
+        Without `scheme`, loopback hosts (or `insecure=True`) get plain HTTP, others HTTPS verified
+        against the system roots plus /etc/docker/certs.d/<host>. `credentials` may be a callable,
+        asked once, on the first challenge.
+        """
         self.host = host
         self.domain = domain or host
-        plain_http = insecure if insecure is not None else is_default_insecure(host)
-        self.base_url = f"{'http' if plain_http else 'https'}://{host}"
+        if scheme is None:
+            plain_http = insecure if insecure is not None else is_default_insecure(host)
+            scheme = "http" if plain_http else "https"
+        self.base_url = f"{scheme}://{host}"
         self._origin = httpx.URL(self.base_url)
+        self._retry = retry or RetryPolicy()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
             follow_redirects=False,
             headers={"User-Agent": "emustore"},
+            verify=verify if verify is not None else (ssl_context(host) if scheme == "https" else True),
         )
         self._tokens = TokenCache(self._token_get)
         self._challenge: Challenge | None = None
+        self._basic = False
+        self._credential_source = credentials
+        self._credentials: Credentials | None = None
+        self._credentials_loaded = False
+        self._credentials_lock = threading.Lock()
 
     @classmethod
     def for_reference(
@@ -129,12 +197,21 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def open_blob(self, repository: str, digest: str) -> Iterator[BlobStream]:
-        """Stream a blob (redirects followed); the caller verifies the digest while reading."""
+        """Stream a blob (redirects followed, broken downloads resumed); the caller verifies the digest."""
         familiar = self._familiar(repository)
         target = _Target(familiar, f"blob {digest} in {familiar}", is_manifest=False)
         url = f"{self.base_url}/v2/{repository}/blobs/{digest}"
-        with self._open(url, repository, {"Accept-Encoding": "identity"}, target) as response:
-            yield BlobStream(response, str(response.url))
+        headers = {"Accept-Encoding": "identity"}
+
+        def resume(offset: int) -> httpx.Response:
+            return self._request(url, repository, headers | {"Range": f"bytes={offset}-"}, target, offset)
+
+        with self._open(url, repository, headers, target) as response:
+            blob = BlobStream(response, str(response.url), resume, self._retry)
+            try:
+                yield blob
+            finally:
+                blob.close()
 
     def fetch_blob(self, repository: str, digest: str, max_size: int) -> bytes:
         """A whole small blob (e.g. a config), verified against `digest`, refused past `max_size` bytes."""
@@ -152,6 +229,18 @@ class RegistryClient:
             raise DigestMismatch(f"{what} does not match its digest: the registry sent content with digest {actual}")
         return bytes(data)
 
+    def check_login(self) -> None:
+        """GET /v2/ with the credentials, as `docker login` does; raises unless the registry accepts them."""
+        url = f"{self.base_url}/v2/"
+        response = self._send_authenticated(url, "", {})
+        try:
+            if response.status_code != 200:
+                raise RegistryError(
+                    f"login attempt to {url} failed with status: {response.status_code} {response.reason_phrase}"
+                )
+        finally:
+            response.close()
+
     # -- transport ---------------------------------------------------------------------------
 
     def _familiar(self, repository: str) -> str:
@@ -159,7 +248,17 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def _open(self, url: str, repository: str, headers: dict[str, str], target: _Target) -> Iterator[httpx.Response]:
-        """GET `url` streamed: authenticate, follow redirects, map error statuses; closes the response."""
+        """`_request` as a context manager that closes the response."""
+        response = self._request(url, repository, headers, target)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _request(
+        self, url: str, repository: str, headers: dict[str, str], target: _Target, offset: int | None = None
+    ) -> httpx.Response:
+        """GET `url` streamed: authenticate, follow redirects, map error statuses (206 from `offset` is ok)."""
         response = self._send_authenticated(url, repository, headers)
         try:
             for _ in range(MAX_REDIRECTS):
@@ -173,48 +272,134 @@ class RegistryClient:
                 response = self._send(next_url, hop_headers)
             else:
                 raise RegistryError(f'Get "{url}": stopped after {MAX_REDIRECTS} redirects')
-            if response.status_code != 200:
+            if offset is not None and response.status_code == 206:
+                _check_content_range(response, offset)
+            elif response.status_code != 200:
                 raise _status_error(response, target)
-            yield response
-        finally:
+        except BaseException:
             response.close()
+            raise
+        return response
 
     def _send_authenticated(self, url: str, repository: str, headers: dict[str, str]) -> httpx.Response:
-        """Send with the cached token if any; on a 401 get a (fresh) token and try once more."""
+        """Send with the cached authorization if any; on a 401 answer the challenge and try once more."""
         auth = self._auth_header(repository)
         response = self._send(url, headers | auth)
         if response.status_code != 401:
             return response
-        challenge = bearer_challenge(parse_www_authenticate(response.headers.get_list("www-authenticate")))
-        if challenge is None:
-            return response
-        response.close()
-        self._challenge = challenge
-        token = self._tokens.token(challenge, _scope(repository), refresh=bool(auth))
-        return self._send(url, headers | {"Authorization": f"Bearer {token}"})
+        challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+        challenge = bearer_challenge(challenges)
+        if challenge is not None:
+            response.close()
+            self._challenge = challenge
+            token = self._tokens.token(challenge, _scope(repository), refresh=bool(auth))
+            return self._send(url, headers | {"Authorization": f"Bearer {token}"})
+        credentials = self._credentials_now()
+        if any(c.scheme == "basic" for c in challenges) and not auth and credentials and credentials.username:
+            response.close()
+            self._basic = True
+            return self._send(url, headers | _basic_header(credentials))
+        return response
 
     def _auth_header(self, repository: str) -> dict[str, str]:
+        if self._basic:
+            credentials = self._credentials_now()
+            return _basic_header(credentials) if credentials is not None else {}
         challenge = self._challenge
         token = self._tokens.cached(challenge, _scope(repository)) if challenge is not None else None
         return {"Authorization": f"Bearer {token}"} if token else {}
 
+    def _credentials_now(self) -> Credentials | None:
+        with self._credentials_lock:
+            if not self._credentials_loaded:
+                source = self._credential_source
+                self._credentials = source() if callable(source) else source
+                self._credentials_loaded = True
+            return self._credentials
+
     def _send(self, url: str | httpx.URL, headers: dict[str, str]) -> httpx.Response:
-        """The one place a registry request goes out (retries belong here)."""
-        request = self._http.build_request("GET", url, headers=headers)
-        try:
-            return self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, str(url)) from None
+        """One registry GET, streamed, retried on connection errors, 5xx and 429."""
+        return self._send_retrying(lambda: self._http.build_request("GET", url, headers=headers), str(url))
+
+    def _send_retrying(
+        self, build: Callable[[], httpx.Request], shown: str, *, follow_redirects: bool = False
+    ) -> httpx.Response:
+        """The one place requests go out: bounded retries with backoff and jitter, Retry-After honoured."""
+        clock = RetryClock(self._retry)
+        while True:
+            try:
+                response = self._http.send(build(), stream=True, follow_redirects=follow_redirects)
+            except httpx.TransportError as exc:
+                error = _transport_error(exc, shown)
+                delay = None if isinstance(error, TLSFailure) else clock.next_delay()
+                if delay is None:
+                    raise error from None
+                _log.info("%s; retrying in %.1fs", error, delay)
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                delay = clock.next_delay(parse_retry_after(response.headers.get("retry-after")))
+                if delay is None:
+                    return response
+                response.close()
+                _log.info('Get "%s": HTTP %d; retrying in %.1fs', shown, response.status_code, delay)
+            time.sleep(delay)
 
     def _token_get(self, realm: str, params: dict[str, str]) -> httpx.Response:
+        """A token request: OAuth2 refresh-token POST with an identity token, else GET (basic auth if any)."""
+        credentials = self._credentials_now()
+        if credentials is not None and credentials.identity_token:
+            form = params | {
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.identity_token,
+                "client_id": "emustore",
+            }
+            build = lambda: self._http.build_request("POST", realm, data=form)  # noqa: E731
+        else:
+            headers: dict[str, str] = {}
+            if credentials is not None and credentials.username:
+                params = params | {"account": credentials.username}
+                headers = _basic_header(credentials)
+            build = lambda: self._http.build_request("GET", realm, params=params, headers=headers)  # noqa: E731
+        response = self._send_retrying(build, realm, follow_redirects=True)
         try:
-            return self._http.get(realm, params=params, follow_redirects=True)
+            response.read()
         except httpx.TransportError as exc:
             raise _transport_error(exc, realm) from None
+        finally:
+            response.close()
+        return response
 
 
 def _scope(repository: str) -> str:
-    return f"repository:{repository}:pull"
+    return f"repository:{repository}:pull" if repository else ""
+
+
+def _basic_header(credentials: Credentials) -> dict[str, str]:
+    pair = f"{credentials.username}:{credentials.password}".encode("utf-8")
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+
+def _check_content_range(response: httpx.Response, offset: int) -> None:
+    """A 206 must continue exactly at `offset`."""
+    content_range = response.headers.get("content-range", "")
+    if not content_range.startswith(f"bytes {offset}-"):
+        response.close()
+        raise RegistryError(
+            f'Get "{response.request.url}": asked for bytes from {offset}, got range {content_range or "none"}'
+        )
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """Whether a transport error came from TLS (certificates, protocol): trying again cannot help."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -279,17 +464,18 @@ def _status_error(response: httpx.Response, target: _Target) -> RegistryError:
     )
 
 
-def _transport_error(exc: httpx.TransportError, url: str) -> RegistryError:
+def _transport_error(exc: httpx.TransportError, url: str) -> RegistryUnreachable:
     """A one-line error for a failure below HTTP (refused, unreachable, TLS, timeout, cut off)."""
     if isinstance(exc, httpx.TimeoutException):
-        return RegistryError(f'Get "{url}": timed out ({type(exc).__name__})')
+        return RegistryUnreachable(f'Get "{url}": timed out ({type(exc).__name__})')
     detail = str(exc) or type(exc).__name__
     if detail.startswith("[Errno"):
         detail = detail.split("]", 1)[-1].strip()
     if isinstance(exc, httpx.ConnectError):
         host = httpx.URL(url).netloc.decode("ascii", "replace")
-        return RegistryError(f'Get "{url}": cannot connect to {host}: {_one_line(detail).lower()}')
-    return RegistryError(f'Get "{url}": {_one_line(detail)}')
+        kind = TLSFailure if _is_tls_failure(exc) else RegistryUnreachable
+        return kind(f'Get "{url}": cannot connect to {host}: {_one_line(detail).lower()}')
+    return RegistryUnreachable(f'Get "{url}": {_one_line(detail)}')
 
 
 def _one_line(text: str) -> str:

@@ -4,36 +4,64 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Protocol
 
 from emustore.errors import ManifestError
-from emustore.manifest import Descriptor, ImageIndex, ImageManifest, check_media_types, parse_manifest, select_platform
+from emustore.manifest import Descriptor, ImageIndex, check_media_types, parse_manifest, select_platform
 from emustore.platform import Platform, host_platform
 from emustore.reference import Reference
 from emustore.registry.client import BlobStream, RegistryClient
+from emustore.registry.endpoints import first_working
+from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ResolvedImage
 
 MAX_CONFIG_SIZE = 8 << 20
 
 
-class RegistrySource:
-    """Images of one reference in a registry; closes the client only if it created it."""
+class ConfigStore(Protocol):
+    def get(self, digest: str) -> bytes | None: ...
 
-    def __init__(self, ref: Reference, platform: Platform | None = None, client: RegistryClient | None = None) -> None:
+
+class RegistrySource:
+    """Images of one reference in a registry; closes the client only if it created it.
+
+    Without a `client`, endpoints are tried in dockerd's order (mirrors for docker.io, then the
+    origin; an insecure origin over unverified HTTPS, then HTTP) until one resolves the image;
+    its layers then come from that endpoint. The repository recorded stays the original name.
+    A `config_store` (a blob cache) that holds the config spares its download.
+    """
+
+    config_store: ConfigStore | None = None
+
+    def __init__(
+        self,
+        ref: Reference,
+        platform: Platform | None = None,
+        client: RegistryClient | None = None,
+        options: RegistryOptions | None = None,
+    ) -> None:
         if ref.tag is None and ref.digest is None:
             raise ValueError(f"reference {ref} needs a tag or a digest to be pulled")
         self.ref = ref
         self.platform = platform or host_platform()
+        self.options = options or RegistryOptions()
         self._owns_client = client is None
-        self.client = client or RegistryClient.for_reference(ref)
+        self.client: RegistryClient | None = client
 
     def resolve(self) -> ResolvedImage:
         """Fetch the manifest (through the index for this platform), check it, and fetch the config."""
+        if self.client is not None:
+            return self._resolve(self.client)
+        self.client, image = first_working(self.ref, self.options, self._resolve)
+        return image
+
+    def _resolve(self, client: RegistryClient) -> ResolvedImage:
         path = self.ref.path
-        data, content_type, top_digest = self.client.get_manifest(path, self.ref.digest or self.ref.tag or "")
+        data, content_type, top_digest = client.get_manifest(path, self.ref.digest or self.ref.tag or "")
         parsed = parse_manifest(data, content_type)
         if isinstance(parsed, ImageIndex):
             entry = select_platform(parsed, self.platform)
-            data, content_type, _ = self.client.get_manifest(path, entry.digest)
+            data, content_type, _ = client.get_manifest(path, entry.digest)
             parsed = parse_manifest(data, content_type)
             if isinstance(parsed, ImageIndex):
                 raise ManifestError(f"manifest list entry {entry.digest} of {self.ref} is itself a manifest list")
@@ -44,7 +72,8 @@ class RegistrySource:
                 f"image config {config.digest} of {self.ref} is larger than the {MAX_CONFIG_SIZE}-byte limit; "
                 "refusing it"
             )
-        config_bytes = self.client.fetch_blob(path, config.digest, MAX_CONFIG_SIZE)
+        stored = self.config_store.get(config.digest) if self.config_store is not None else None
+        config_bytes = stored if stored is not None else client.fetch_blob(path, config.digest, MAX_CONFIG_SIZE)
         _check_config(config_bytes, config.digest)
         return ResolvedImage(
             reference=self.ref,
@@ -58,11 +87,13 @@ class RegistrySource:
         )
 
     def open_layer(self, desc: Descriptor) -> contextlib.AbstractContextManager[BlobStream]:
-        """Stream one layer blob; the caller verifies its digest while reading."""
+        """Stream one layer blob by digest (foreign `urls` are ignored, as dockerd 20.10 does on Linux)."""
+        if self.client is None:
+            raise RuntimeError("resolve() must succeed before layers are opened")
         return self.client.open_blob(self.ref.path, desc.digest)
 
     def close(self) -> None:
-        if self._owns_client:
+        if self._owns_client and self.client is not None:
             self.client.close()
 
     def __enter__(self) -> RegistrySource:

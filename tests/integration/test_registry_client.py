@@ -25,6 +25,8 @@ from emustore.reference import parse_reference
 from emustore.registry.auth import Challenge, parse_www_authenticate
 from emustore.registry.client import RegistryClient, is_default_insecure
 from emustore.sources.registry import RegistrySource
+from tests.support.pushclient import PushClient
+from tests.support.registry import RegistryServer
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 CONFIG = """\
@@ -505,3 +507,22 @@ def test_parse_www_authenticate() -> None:
     assert parse_www_authenticate(["Basic realm=plain", "Bearer realm=x"]) == [
         Challenge("basic", {"realm": "plain"}), Challenge("bearer", {"realm": "x"})]
     assert parse_www_authenticate("") == []
+
+
+
+def test_foreign_layer_is_fetched_from_the_registry_by_digest() -> None:
+    """dockerd 20.10 on Linux ignores a foreign layer's urls and asks the registry for the digest."""
+    allow_urls = {"validation": {"manifests": {"urls": {"allow": ["^http://"]}}}}
+    with RegistryServer(config_override=allow_urls) as server, PushClient(server.host) as push:
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
+        foreign = b"foreign-layer"
+        doc = {"schemaVersion": 2, "mediaType": m.DOCKER_MANIFEST,
+               "config": {"mediaType": m.DOCKER_CONFIG, "digest": push.put_blob("f/img", config), "size": len(config)},
+               "layers": [{"mediaType": m.DOCKER_FOREIGN_LAYER, "digest": push.put_blob("f/img", foreign),
+                           "size": len(foreign), "urls": [f"http://127.0.0.1:{_free_port()}/never"]}]}
+        push.put_manifest("f/img", "v1", m.DOCKER_MANIFEST, json.dumps(doc).encode())
+        with RegistrySource(parse_reference(f"{server.host}/f/img:v1"), Platform("linux", "amd64")) as source:
+            [layer] = source.resolve().layers
+            assert layer.urls and layer.media_type == m.DOCKER_FOREIGN_LAYER
+            with source.open_layer(layer) as blob:
+                assert b"".join(blob.iter_chunks()) == foreign

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from emustore.fsutil import atomic_write
+from emustore.fsutil import atomic_write, ensure_dir
 from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.layout import DataRoot
 
@@ -24,6 +24,19 @@ class ImageDB:
         except FileNotFoundError:
             return None
         return data if "sha256:" + hashlib.sha256(data).hexdigest() == image_id else None
+
+    def parent(self, image_id: str) -> str | None:
+        """The parent image recorded in metadata (builds, commits and loads write it; pulls never)."""
+        try:
+            return (self.layout.imagedb_metadata / hex_of(image_id) / "parent").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def set_parent(self, image_id: str, parent: str) -> None:
+        """metadata/sha256/<id>/parent (dir 0700, file 0600, atomic), as `docker load` records it."""
+        directory = self.layout.imagedb_metadata / hex_of(image_id)
+        ensure_dir(directory, 0o700)
+        atomic_write(directory / "parent", parent.encode("ascii"), 0o600)
 
     def put(self, config: bytes) -> str:
         """Store a config (0600, atomically) and return its image id."""

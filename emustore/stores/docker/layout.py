@@ -88,8 +88,11 @@ class DataRoot:
             except OSError:
                 return
 
-    def prepare_store(self) -> None:
-        """The image store directories dockerd 20.10 has after a pull, with its modes."""
+    def prepare_store(self, distribution: bool = True) -> None:
+        """The image store directories dockerd 20.10 has after a pull, with its modes.
+
+        Without `distribution`, only `distribution/` itself (dockerd makes it at start; a load
+        leaves it empty)."""
         self.prepare_staging()
         for path, mode in (
             (self.root / "image", 0o700),
@@ -103,11 +106,15 @@ class DataRoot:
             (self.layers, 0o755),
             (self.layerdb_tmp, 0o755),
             (self.distribution, 0o700),
-            (self.distribution / "diffid-by-digest", 0o755),
-            (self.diffid_by_digest, 0o755),
-            (self.distribution / "v2metadata-by-diffid", 0o755),
-            (self.v2metadata_by_diffid, 0o755),
             (self.overlay2, 0o710),
             (self.links, 0o700),
         ):
             ensure_dir(path, mode)
+        if distribution:
+            for path in (
+                self.distribution / "diffid-by-digest",
+                self.diffid_by_digest,
+                self.distribution / "v2metadata-by-diffid",
+                self.v2metadata_by_diffid,
+            ):
+                ensure_dir(path, 0o755)

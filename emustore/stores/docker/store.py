@@ -61,8 +61,10 @@ class DockerStore:
         ensure_dir(staged.diff, 0o755)
         return staged
 
-    def stage_copy(self, source_diff: Path, source_tar_split: Path) -> StagedLayer:
-        """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest."""
+    def stage_copy(self, source_diff: Path, source_tar_split: Path, reread: bool = False) -> StagedLayer:
+        """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest.
+
+        With `reread` the tar-split stays as it is, as when dockerd reads the same bytes again (load)."""
         staged = self.stage()
         os.rmdir(staged.diff)
         subprocess.run(
@@ -70,7 +72,10 @@ class DockerStore:
             check=True,
             capture_output=True,
         )
-        append_empty_segment(source_tar_split, staged.tar_split)
+        if reread:
+            shutil.copyfile(source_tar_split, staged.tar_split)
+        else:
+            append_empty_segment(source_tar_split, staged.tar_split)
         return staged
 
     def discard(self, staged: StagedLayer) -> None:
@@ -84,7 +89,7 @@ class DockerStore:
         self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int
     ) -> bool:
         """Publish a staged layer (caller holds the lock); False if the chain id already existed."""
-        self.layout.prepare_store()
+        self.layout.prepare_store(distribution=False)
         parent_cache = self.layers.read(parent).cache_id if parent else None
         if self.layers.exists(chain_id):
             if parent_cache is not None:

@@ -1,0 +1,31 @@
+"""`emustore explain`: walk from an image reference to the files of the data root."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from emustore.commands import add_root_argument
+from emustore.explain.html import render_html
+from emustore.explain.text import render_text
+from emustore.explain.walk import explain
+from emustore.fsutil import atomic_write
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("explain", help="show how an image is laid out on disk, step by step")
+    p.add_argument("image", metavar="NAME[:TAG|@DIGEST]|ID")
+    add_root_argument(p)
+    p.add_argument("--html", metavar="FILE", help="also write the walk as one self-contained HTML page with a diagram")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    walk = explain(args.root, args.image)
+    if args.html:
+        target = Path(args.html)
+        atomic_write(target, render_html(walk).encode("utf-8"), 0o644)
+        print("Wrote %s" % target)
+    else:
+        print(render_text(walk), end="")
+    return 0

@@ -1,0 +1,30 @@
+"""`emustore fsck`: check a data root against the format doc; `--repair` removes pull leftovers."""
+
+from __future__ import annotations
+
+import argparse
+
+from emustore.commands import add_root_argument
+from emustore.fsck import check, repair
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("fsck", help="check every invariant of the data root; one problem per line")
+    add_root_argument(p)
+    p.add_argument(
+        "--repair", action="store_true",
+        help="remove leftovers of interrupted pulls (staging, write-sets, temp files, orphan overlay2 dirs) "
+        "and nothing else; do not run while a pull into this root is in progress",
+    )
+    p.add_argument("--force", action="store_true", help="repair even a root a running dockerd owns")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repair:
+        for path in repair(args.root, force=args.force):
+            print("removed %s" % path)
+    problems = check(args.root)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0

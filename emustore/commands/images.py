@@ -1,0 +1,71 @@
+"""`emustore images`: like `docker images`, read from the data root."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from emustore.commands import add_root_argument
+from emustore.display import human_size, since, table
+from emustore.gojson import go_json
+from emustore.stores.docker.catalog import Catalog
+from emustore.stores.docker.listing import ImageRow, list_images, rows
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("images", help="list images, like `docker images`")
+    p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]", help="only references matching this")
+    add_root_argument(p)
+    p.add_argument("-a", "--all", action="store_true", help="show all images (default hides intermediate images)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or one JSON object per line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summaries = list_images(Catalog(args.root), args.reference, args.all)
+    found = [row for s in summaries for row in rows(s, args.digests)]
+    now = time.time()
+    if args.quiet:
+        print("".join(_image_id(row, args.no_trunc) + "\n" for row in found), end="")
+    elif args.format == "json":
+        print("".join(go_json(_json_row(row, now, args.no_trunc)) + "\n" for row in found), end="")
+    else:
+        header = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+        lines = [
+            [row.repository, row.tag]
+            + ([row.digest] if args.digests else [])
+            + [_image_id(row, args.no_trunc), _created_since(row, now), human_size(row.summary.image.size)]
+            for row in found
+        ]
+        print(table(header, lines), end="")
+    return 0
+
+
+def _image_id(row: ImageRow, no_trunc: bool) -> str:
+    return row.summary.image.id if no_trunc else row.summary.image.short_id
+
+
+def _created_since(row: ImageRow, now: float) -> str:
+    created = row.summary.image.created
+    return "N/A" if created.text.startswith("0001-") else since(created.unix, now)
+
+
+def _json_row(row: ImageRow, now: float, no_trunc: bool) -> dict[str, str]:
+    """The keys `docker images --format '{{json .}}'` prints, in its order."""
+    image = row.summary.image
+    return {
+        "Containers": "N/A",
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(image.created.unix)),
+        "CreatedSince": _created_since(row, now),
+        "Digest": row.digest,
+        "ID": _image_id(row, no_trunc),
+        "Repository": row.repository,
+        "SharedSize": "N/A",
+        "Size": human_size(image.size),
+        "Tag": row.tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": human_size(image.size, 4),
+    }

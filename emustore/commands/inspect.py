@@ -1,0 +1,32 @@
+"""`emustore inspect`: what `docker image inspect` prints, read from the data root."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emustore.commands import add_root_argument
+from emustore.errors import EmustoreError
+from emustore.stores.docker.catalog import Catalog
+from emustore.stores.docker.inspect import inspect_document, render_inspect
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("inspect", help="show an image's details, like `docker image inspect`")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="reference, image id or id prefix")
+    add_root_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = Catalog(args.root)
+    documents, errors = [], []
+    for text in args.images:
+        try:
+            documents.append(inspect_document(catalog, catalog.resolve(text)))
+        except EmustoreError as exc:
+            errors.append(str(exc))
+    print(render_inspect(documents), end="")
+    for message in errors:
+        print("emustore: %s" % message, file=sys.stderr)
+    return 1 if errors else 0

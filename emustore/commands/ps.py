@@ -1,0 +1,81 @@
+"""`emustore ps`: list containers with docker's columns (containers here never run)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from emustore.commands import add_root_argument
+from emustore.display import since, table
+from emustore.errors import EmustoreError
+from emustore.stores.docker.catalog import Catalog
+from emustore.stores.docker.containers import Container, ContainerStore
+from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
+
+HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_/.:=@%+,-]+")
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = subparsers.add_parser("ps", help="list containers, like `docker ps`")
+    p.add_argument("-a", "--all", action="store_true", help="show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    add_root_argument(p)
+    p.set_defaults(func=run)
+
+
+def _word(arg: str) -> str:
+    return arg if _PLAIN_WORD.fullmatch(arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def command_text(container: Container) -> str:
+    """Path and Args as `docker ps` shows them: arguments with spaces or specials in single quotes."""
+    args = container.doc.get("Args") or []
+    return " ".join([str(container.doc.get("Path", ""))] + [_word(str(a)) for a in args])
+
+
+def ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def image_text(container: Container, catalog: Catalog, no_trunc: bool) -> str:
+    """Config.Image while it still names the container's image, else the image id."""
+    typed = str((container.doc.get("Config") or {}).get("Image", ""))
+    try:
+        if typed and catalog.resolve(typed).id == container.image_id:
+            return typed
+    except EmustoreError:
+        pass
+    return container.image_id if no_trunc else container.image_id.removeprefix("sha256:")[:12]
+
+
+def created_text(container: Container) -> str:
+    try:
+        return since(GoTime.parse(str(container.doc.get("Created", ""))).unix)
+    except ConfigTypeError:
+        return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    store = ContainerStore(args.root)
+    containers = store.list() if args.all else []  # nothing here is ever running
+    if args.quiet:
+        for container in containers:
+            print(container.id if args.no_trunc else container.id[:12])
+        return 0
+    catalog = Catalog(args.root)
+    rows = []
+    for container in containers:
+        command = command_text(container)
+        rows.append((
+            container.id if args.no_trunc else container.id[:12],
+            image_text(container, catalog, args.no_trunc),
+            '"%s"' % (command if args.no_trunc else ellipsis(command, 20)).replace("\\", "\\\\").replace('"', '\\"'),
+            created_text(container),
+            "Created",
+            "",
+            container.name,
+        ))
+    print(table(HEADER, rows), end="")
+    return 0

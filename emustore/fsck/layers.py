@@ -1,0 +1,115 @@
+"""layerdb checks: file formats, chain ids, parents, and the container mounts on top."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.fsck.findings import DIGEST, HEX64, Findings, listdir
+from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.store import DockerStore
+
+SIZE = re.compile(r"[0-9]+")
+REMOVING_SUFFIX = "-removing"
+LAYER_FILES = (  # name, content pattern, what it must look like, required
+    ("diff", DIGEST, "sha256:<64 hex>", True),
+    ("size", SIZE, "decimal digits", True),
+    ("cache-id", HEX64, "64 hex digits", True),
+    ("parent", DIGEST, "sha256:<64 hex>", False),
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layerdb entry whose files parse."""
+
+    chain_id: str
+    diff_id: str
+    size: int
+    cache_id: str
+    parent: str | None
+
+
+def check_layerdb(store: DockerStore, found: Findings) -> dict[str, Layer]:
+    """Every layerdb entry whose files parse, by chain id; problems for the rest."""
+    layers: dict[str, Layer] = {}
+    for entry in listdir(store.layout.layers):
+        path = store.layout.layers / entry
+        if entry.endswith(REMOVING_SUFFIX):
+            found.report(path, "leftover of an interrupted layer removal", leftover=True)
+        elif not HEX64.fullmatch(entry) or not path.is_dir():
+            found.report(path, "not a layer directory (name must be 64 hex digits)")
+        else:
+            layer = _layer_files(path, found)
+            if layer is not None:
+                layers[layer.chain_id] = layer
+    for layer in layers.values():
+        _chain(store, layer, layers, found)
+    return layers
+
+
+def _layer_files(path: Path, found: Findings) -> Layer | None:
+    values: dict[str, str] = {}
+    for name, pattern, shape, required in LAYER_FILES:
+        text = found.read(path / name, required)
+        if text is None:
+            continue
+        if not pattern.fullmatch(text):
+            found.report(path / name, "malformed content %r (expected %s, no newline)" % (text[:80], shape))
+            continue
+        values[name] = text
+    if not (path / "tar-split.json.gz").is_file():
+        found.report(path / "tar-split.json.gz", "missing; docker save and push of this layer fail")
+    if not all(name in values for name in ("diff", "size", "cache-id")):
+        return None
+    return Layer("sha256:" + path.name, values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))
+
+
+def _chain(store: DockerStore, layer: Layer, layers: dict[str, Layer], found: Findings) -> None:
+    path = store.layers.path(layer.chain_id)
+    if layer.parent is None:
+        expected = chain_ids([layer.diff_id])[0]
+    else:
+        if layer.parent not in layers:
+            found.report(path / "parent", "names %s, which is not a loadable layer" % layer.parent)
+        expected = chain_ids([layer.parent, layer.diff_id])[1]
+    if expected != layer.chain_id:
+        found.report(path, 'chain id does not recompute: sha256(parent + " " + diff) is %s' % expected)
+
+
+def loadable(chain_id: str, layers: dict[str, Layer]) -> bool:
+    """dockerd loads a layer only if its files parse and, recursively, its parent loads."""
+    seen: set[str] = set()
+    layer = layers.get(chain_id)
+    while layer is not None and layer.parent is not None and layer.chain_id not in seen:
+        seen.add(layer.chain_id)
+        layer = layers.get(layer.parent)
+    return layer is not None and layer.parent is None
+
+
+def named_cache_ids(store: DockerStore) -> set[str]:
+    """The overlay2 dirs named by layerdb entries, loadable or not: never orphans."""
+    named: set[str] = set()
+    for entry in listdir(store.layout.layers):
+        if HEX64.fullmatch(entry):
+            try:
+                named.add((store.layout.layers / entry / "cache-id").read_text().strip())
+            except OSError:
+                pass
+    return named - {""}
+
+
+def check_mounts(store: DockerStore, layers: dict[str, Layer], found: Findings) -> set[str]:
+    """Container layers (layerdb/mounts/<id>/); returns the overlay2 dirs they use."""
+    used: set[str] = set()
+    mounts = store.layout.layerdb / "mounts"
+    for entry in listdir(mounts):
+        for name in ("mount-id", "init-id"):
+            text = found.read(mounts / entry / name)
+            if text:
+                used.add(text.strip())
+        parent = found.read(mounts / entry / "parent", required=False)
+        if parent is not None and parent.strip() not in layers:
+            found.report(mounts / entry / "parent", "names %s, which is not a loadable layer" % parent.strip())
+    return used

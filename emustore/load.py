@@ -1,0 +1,127 @@
+"""`docker load` (every image of an archive or layout, registered as dockerd 20.10's load does)
+and `pull --from` (one image of one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from emustore.errors import ManifestError
+from emustore.platform import Platform
+from emustore.pull import DEFAULT_CONCURRENCY, LoadRegistration, PullResult, pull
+from emustore.reference import Reference
+from emustore.sources.archives import ArchivedImage, archive_images, parse_source_name, pick_image
+from emustore.sources.docker_archive import sha256_of
+from emustore.sources.files import open_files
+from emustore.stores.docker.layout import DataRoot
+from emustore.stores.docker.store import DockerStore
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    image_id: str
+    tags: tuple[Reference, ...]
+
+
+def load(
+    archive: str | os.PathLike[str] | BinaryIO,
+    root: str | os.PathLike[str],
+    platform: Platform | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    force: bool = False,
+) -> Iterator[LoadedImage]:
+    """Load each image of `archive` (a path, or a stream such as stdin) into `root`, in archive order."""
+    with _local_copy(archive, Path(root)) as path:
+        files = open_files(path, None if isinstance(archive, (str, os.PathLike)) else "stdin")
+        store = DockerStore(Path(root))
+        try:
+            images = archive_images(files, platform)
+            parents = _parent_links(images)
+            for image in images:
+                result = pull(
+                    image.tags[0] if image.tags else image.resolve().reference,
+                    root,
+                    concurrency=concurrency,
+                    source=image,
+                    force=force,
+                    load=LoadRegistration(image.tags),
+                )
+                yield LoadedImage(result.image_id, image.tags)
+            if parents:
+                with store.lock():
+                    for image_id, parent_id in parents.items():
+                        store.images.set_parent(image_id, parent_id)
+        finally:
+            files.close()
+
+
+def _parent_links(images: list[ArchivedImage]) -> dict[str, str]:
+    """The Parent links dockerd's load keeps: those to another image of the same archive, checked
+    (before anything is written) as dockerd checks them."""
+    configs = {image.resolve().config_digest: image.resolve().config_bytes for image in images}
+    links = {}
+    for image in images:
+        image_id = image.resolve().config_digest
+        if image.parent and image.parent != image_id and image.parent in configs:
+            check_parent(configs[image_id], configs[image.parent], image.parent)
+            links[image_id] = image.parent
+    return links
+
+
+def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> None:
+    """dockerd's rule for a loaded Parent: its history and diff ids begin the image's."""
+    image, parent = json.loads(config_bytes), json.loads(parent_bytes)
+    history, parent_history = image.get("history") or [], parent.get("history") or []
+    diff_ids = (image.get("rootfs") or {}).get("diff_ids") or []
+    parent_diff_ids = (parent.get("rootfs") or {}).get("diff_ids") or []
+    if not history and not parent_history:
+        return
+    if (
+        len(parent_history) >= len(history)
+        or parent_history != history[: len(parent_history)]
+        or parent_diff_ids != diff_ids[: len(parent_diff_ids)]
+    ):
+        raise ManifestError(f"image {parent_id} is not a valid parent for {sha256_of(config_bytes)}")
+
+
+@contextmanager
+def _local_copy(archive: str | os.PathLike[str] | BinaryIO, root: Path) -> Iterator[Path]:
+    """A path for the archive: itself, or a stream spooled into the root's tmp/ (as dockerd does)."""
+    if isinstance(archive, (str, os.PathLike)):
+        yield Path(archive)
+        return
+    layout = DataRoot(root.absolute())
+    layout.prepare_staging()
+    fd, name = tempfile.mkstemp(prefix="emustore-load-", dir=layout.tmp)
+    try:
+        with os.fdopen(fd, "wb") as spool:
+            shutil.copyfileobj(archive, spool, 1 << 20)
+        yield Path(name)
+    finally:
+        os.unlink(name)
+        layout.remove_empty_staging()
+
+
+def pull_from(
+    source_name: str,
+    reference: Reference,
+    root: str | os.PathLike[str],
+    platform: Platform | None = None,
+    **options: Any,
+) -> PullResult:
+    """`pull --from TRANSPORT:PATH REF`: the image tagged REF there (or its only image), registered
+    under REF as a load registers it (no distribution metadata: no registry was involved)."""
+    name = parse_source_name(source_name)
+    files = name.open()
+    try:
+        image = pick_image(archive_images(files, platform, name.transport), reference, source_name)
+        return pull(reference, root, platform=platform, source=image, load=LoadRegistration((reference,)), **options)
+    finally:
+        files.close()

@@ -1,0 +1,346 @@
+"""A read model of a Docker 20.10 overlay2 data root: the layers and images dockerd would load.
+
+This is the stable API for every reader of a root (images, inspect, rmi, du, fsck):
+
+* `Catalog(root).layers()` – chain id → `LayerRecord` for every layer dockerd loads at start
+  (§5.3: required files readable, `size` bare digits, parent loadable, `-removing` dirs ignored).
+* `Catalog(root).images()` – `CatalogImage` for every image dockerd restores (§4: the config
+  verifies and decodes, its top chain is a loaded layer), newest first.
+* `Catalog(root).resolve(text)` – the image a name, digest reference, id or id prefix means,
+  as `docker image inspect`/`rmi` look it up; `NoSuchImage` otherwise.
+* `Catalog(root).containers()` – the containers' image ids (containers/*/config.v2.json);
+  `mount_parents()` – the chain ids container layers sit on (layerdb/mounts/*/parent).
+* `heads()`, `children(id)` – images without children / whose metadata `parent` is `id`;
+  `layer_chain(chain)`, `chain_size(chain)` – a layer with its ancestors, and their size sum.
+* `require_data_root(root)` – the DataRoot of an existing directory, else an EmustoreError.
+
+A Catalog reads the tree once, lazily; make a new one after changing the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from emustore.errors import EmustoreError
+from emustore.reference import Reference, parse_reference
+from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
+from emustore.stores.docker.layerdb import LayerRecord, chain_ids
+from emustore.stores.docker.layout import DataRoot
+from emustore.stores.docker.references import ReferenceStore, Repositories
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_SIZE = re.compile(r"[+-]?[0-9]+")
+
+
+class NoSuchImage(EmustoreError):
+    """No image in the root matches the reference or id."""
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    """One repositories.json entry: the key as stored and its parsed form."""
+
+    key: str  # familiar form, e.g. "nginx:latest" or "nginx@sha256:…"
+    repository: str  # familiar repository, the outer key
+    reference: Reference
+
+    @property
+    def is_digest(self) -> bool:
+        return self.reference.digest is not None
+
+
+@dataclass(frozen=True)
+class CatalogImage:
+    """An image as dockerd lists it."""
+
+    id: str
+    raw_config: bytes
+    decoded: DecodedImage
+    chain_ids: tuple[str, ...]
+    size: int  # sum of the chain's layerdb `size` files (docker's SIZE and VirtualSize)
+    references: tuple[StoredReference, ...]  # sorted as dockerd sorts them (full name)
+    parent: str | None  # imagedb/metadata/<id>/parent (builds, loads, commits; never pulls)
+    last_tag_time: GoTime | None  # imagedb/metadata/<id>/lastUpdated, written by `docker tag`
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[1][:12]
+
+    @property
+    def top_chain_id(self) -> str | None:
+        return self.chain_ids[-1] if self.chain_ids else None
+
+    @property
+    def repo_tags(self) -> list[str]:
+        return [r.key for r in self.references if not r.is_digest]
+
+    @property
+    def repo_digests(self) -> list[str]:
+        return [r.key for r in self.references if r.is_digest]
+
+    @property
+    def created(self) -> GoTime:
+        return self.decoded.created
+
+    @property
+    def dangling(self) -> bool:
+        """No tag (digest references alone leave an image dangling, as `docker images` shows)."""
+        return not self.repo_tags
+
+
+@dataclass(frozen=True)
+class ContainerUse:
+    """A container that holds an image (containers/<id>/config.v2.json)."""
+
+    id: str
+    image_id: str
+    running: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class Catalog:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.layout = require_data_root(root)
+
+    # layers
+
+    def layers(self) -> dict[str, LayerRecord]:
+        """Every layer dockerd loads at start, by chain id."""
+        return self._layers
+
+    @cached_property
+    def _layers(self) -> dict[str, LayerRecord]:
+        raw: dict[str, LayerRecord] = {}
+        try:
+            entries = list(self.layout.layers.iterdir())
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if _HEX64.fullmatch(entry.name):
+                record = _read_layer(entry)
+                if record is not None:
+                    raw[record.chain_id] = record
+        loaded: dict[str, LayerRecord] = {}
+        for chain_id in raw:
+            _load_with_parents(chain_id, raw, loaded, set())
+        return loaded
+
+    def layer_chain(self, chain_id: str) -> list[LayerRecord]:
+        """The layer and its ancestors, top first."""
+        chain = []
+        current: str | None = chain_id
+        while current is not None:
+            record = self._layers[current]
+            chain.append(record)
+            current = record.parent
+        return chain
+
+    def chain_size(self, chain_id: str) -> int:
+        """roLayer.Size(): the sum of `size` over the layer and its parents."""
+        return sum(layer.size for layer in self.layer_chain(chain_id))
+
+    # references
+
+    @cached_property
+    def repositories(self) -> Repositories:
+        return ReferenceStore(self.layout).load()
+
+    def references_of(self, image_id: str) -> tuple[StoredReference, ...]:
+        """The references naming `image_id`, in dockerd's order (by full name)."""
+        return references_in(self.repositories, image_id)
+
+    # images
+
+    def images(self) -> list[CatalogImage]:
+        """Every image dockerd restores, newest first (ties by id)."""
+        return sorted(self._images.values(), key=lambda i: (-i.created.unix, i.id))
+
+    def image(self, image_id: str) -> CatalogImage | None:
+        return self._images.get(image_id)
+
+    @cached_property
+    def _images(self) -> dict[str, CatalogImage]:
+        images: dict[str, CatalogImage] = {}
+        try:
+            entries = list(self.layout.imagedb_content.iterdir())
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if _HEX64.fullmatch(entry.name):
+                image = self._read_image("sha256:" + entry.name, entry)
+                if image is not None:
+                    images[image.id] = image
+        return images
+
+    def _read_image(self, image_id: str, path: Path) -> CatalogImage | None:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != image_id:
+            return None
+        try:
+            decoded = decode_image(json.loads(raw))
+        except (ValueError, ConfigTypeError):
+            return None
+        chains = tuple(chain_ids(list(decoded.diff_ids)))
+        if decoded.os != "linux" or (chains and chains[-1] not in self._layers):
+            return None
+        metadata = self.layout.imagedb_metadata / path.name
+        parent = _read_text(metadata / "parent")
+        last_updated = _read_text(metadata / "lastUpdated")
+        try:
+            last_tag_time = GoTime.parse(last_updated) if last_updated else None
+        except ConfigTypeError:
+            last_tag_time = None
+        return CatalogImage(
+            id=image_id,
+            raw_config=raw,
+            decoded=decoded,
+            chain_ids=chains,
+            size=self.chain_size(chains[-1]) if chains else 0,
+            references=self.references_of(image_id),
+            parent=parent if parent and _DIGEST.fullmatch(parent) else None,
+            last_tag_time=last_tag_time,
+        )
+
+    def children(self, image_id: str) -> list[CatalogImage]:
+        """Images whose metadata names `image_id` as their parent."""
+        return [image for image in self._images.values() if image.parent == image_id]
+
+    def heads(self) -> list[CatalogImage]:
+        """Images without children (what `docker images` lists without -a)."""
+        parents = {image.parent for image in self._images.values()}
+        return [image for image in self.images() if image.id not in parents]
+
+    def resolve(self, text: str) -> CatalogImage:
+        """The image `text` names, looked up like dockerd's GetImage.
+
+        A 64-hex id or `sha256:<hex>` is an id; otherwise a reference (default tag "latest")
+        looked up in repositories.json, then an unambiguous id prefix.
+        """
+        if _HEX64.fullmatch(text) or _DIGEST.fullmatch(text):
+            image = self._images.get(text if text.startswith("sha256:") else "sha256:" + text)
+            if image is None:
+                raise NoSuchImage("No such image: %s" % text)
+            return image
+        ref = parse_reference(text, default_tag=False)
+        target = self.repositories.get(ref.familiar_name, {}).get(_lookup_key(ref))
+        if target is not None and target in self._images:
+            return self._images[target]
+        prefix = text.removeprefix("sha256:")
+        if re.fullmatch(r"[0-9a-f]+", prefix):
+            matches = [i for i in self._images if i[7:].startswith(prefix)]
+            if len(matches) == 1:
+                return self._images[matches[0]]
+        raise NoSuchImage("No such image: %s" % text)
+
+    # containers
+
+    def containers(self) -> list[ContainerUse]:
+        """Containers and the image each one uses (config.v2.json "Image" and "State.Running")."""
+        found = []
+        for config in sorted((self.layout.root / "containers").glob("*/config.v2.json")):
+            try:
+                doc = json.loads(config.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("Image"), str):
+                state = doc.get("State") if isinstance(doc.get("State"), dict) else {}
+                found.append(ContainerUse(config.parent.name, doc["Image"], bool(state.get("Running"))))
+        return found
+
+    def mount_parents(self) -> list[str]:
+        """Chain ids that container layers sit on (layerdb/mounts/*/parent); they hold layers."""
+        parents = []
+        for parent in sorted(self.layout.layerdb.glob("mounts/*/parent")):
+            text = _read_text(parent)
+            if text:
+                parents.append(text)
+        return parents
+
+
+def require_data_root(root: str | os.PathLike[str]) -> DataRoot:
+    """The layout of an existing root; an error (and nothing created) when there is none."""
+    layout = DataRoot(Path(root).absolute())
+    if not layout.root.is_dir():
+        raise EmustoreError("%s is not a directory (no Docker data root there)" % layout.root)
+    return layout
+
+
+def references_in(repositories: Repositories, image_id: str) -> tuple[StoredReference, ...]:
+    """The entries of a repositories map naming `image_id`, sorted by full reference."""
+    found = []
+    for repository, refs in repositories.items():
+        for key, target in refs.items():
+            if target == image_id:
+                parsed = _parse_key(key)
+                if parsed is not None:
+                    found.append(StoredReference(key, repository, parsed))
+    return tuple(sorted(found, key=lambda r: r.reference.full_string()))
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _read_layer(path: Path) -> LayerRecord | None:
+    """One layerdb entry as the loader reads it, or None when dockerd would skip it."""
+    try:
+        diff = (path / "diff").read_text().strip()
+        size_text = (path / "size").read_text()
+        cache_id = (path / "cache-id").read_text().strip()
+        parent_text = _read_text(path / "parent") if (path / "parent").exists() else None
+        descriptor = path / "descriptor.json"
+        if descriptor.exists():
+            json.loads(descriptor.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not _DIGEST.fullmatch(diff) or not _SIZE.fullmatch(size_text) or not cache_id:
+        return None
+    if parent_text is not None and not _DIGEST.fullmatch(parent_text):
+        return None
+    return LayerRecord("sha256:" + path.name, diff, int(size_text), cache_id, parent_text)
+
+
+def _load_with_parents(
+    chain_id: str, raw: dict[str, LayerRecord], loaded: dict[str, LayerRecord], visiting: set[str]
+) -> bool:
+    """A layer loads only if its whole parent chain loads."""
+    if chain_id in loaded:
+        return True
+    record = raw.get(chain_id)
+    if record is None or chain_id in visiting:
+        return False
+    visiting.add(chain_id)
+    if record.parent is not None and not _load_with_parents(record.parent, raw, loaded, visiting):
+        return False
+    loaded[chain_id] = record
+    return True
+
+
+def _parse_key(key: str) -> Reference | None:
+    try:
+        return parse_reference(key, default_tag=False)
+    except EmustoreError:
+        return None
+
+
+def _lookup_key(ref: Reference) -> str:
+    """The repositories.json key a reference is stored under (tag dropped when a digest is given)."""
+    if ref.digest:
+        return ref.digest_key(ref.digest)
+    return "%s:%s" % (ref.familiar_name, ref.tag or "latest")

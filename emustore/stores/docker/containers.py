@@ -1,0 +1,270 @@
+"""Containers in a data root: create (Created state), list, change the upper layer, remove.
+
+A container is containers/<id>/{config.v2.json,hostconfig.json,checkpoints/}, the layerdb
+mount image/overlay2/layerdb/mounts/<id>/{mount-id,init-id,parent} and two overlay2 dirs,
+<mount-id>-init (dockerd's init layer) and <mount-id> (the writable upper layer), each with an
+l/ link (docs/container-format.md). Everything is staged, then renamed in under the root lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from emustore.errors import EmustoreError
+from emustore.fsutil import ensure_dir, write_file
+from emustore.stores.docker.catalog import Catalog, CatalogImage
+from emustore.stores.docker.containerconfig import CreateOptions, container_docs
+from emustore.stores.docker.containerfs import LayerStack, clean, write_init_layer
+from emustore.stores.docker.containernames import check_name, generate_name
+from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
+from emustore.stores.docker.store import DockerStore
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class NoSuchContainer(EmustoreError):
+    """No container matches the name or id."""
+
+
+class ContainerConflict(EmustoreError):
+    """The name is taken, or the image cannot back a container."""
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container as config.v2.json and its layerdb mount describe it."""
+
+    id: str
+    doc: dict[str, Any]
+    mount_id: str
+    init_id: str
+    parent: str
+
+    @property
+    def name(self) -> str:
+        return str(self.doc.get("Name", "")).removeprefix("/")
+
+    @property
+    def image_id(self) -> str:
+        return str(self.doc.get("Image", ""))
+
+
+class ContainerStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.store = DockerStore(Path(root))
+        self.layout = self.store.layout
+        self.containers_dir = self.layout.root / "containers"
+        self.mounts_dir = self.layout.layerdb / "mounts"
+
+    # reading
+
+    def list(self) -> list[Container]:
+        """Every container with a readable config and mount, newest first (dockerd's ps order)."""
+        found = []
+        try:
+            entries = sorted(os.listdir(self.containers_dir))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            container = self._read(entry)
+            if container is not None:
+                found.append(container)
+        return sorted(found, key=lambda c: str(c.doc.get("Created", "")), reverse=True)
+
+    def _read(self, container_id: str) -> Container | None:
+        if not _HEX64.fullmatch(container_id):
+            return None
+        mount = self.mounts_dir / container_id
+        try:
+            doc = json.loads((self.containers_dir / container_id / "config.v2.json").read_bytes())
+            mount_id = (mount / "mount-id").read_text().strip()
+            init_id = (mount / "init-id").read_text().strip()
+            parent = (mount / "parent").read_text().strip()
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        return Container(container_id, doc, mount_id, init_id, parent)
+
+    def find(self, text: str) -> Container:
+        """The container a full id, name (with or without "/") or unique id prefix names."""
+        containers = self.list()
+        for container in containers:
+            if text == container.id:
+                return container
+        for container in containers:
+            if text.removeprefix("/") == container.name:
+                return container
+        matches = [c for c in containers if text and c.id.startswith(text)]
+        if len(matches) > 1:
+            raise NoSuchContainer("Multiple IDs found with provided prefix: %s" % text)
+        if not matches:
+            raise NoSuchContainer("No such container: %s" % text)
+        return matches[0]
+
+    def stack(self, container: Container) -> LayerStack:
+        """The container's diff dirs, upper first, down to the image's base layer."""
+        diffs = [self.store.overlay2.diff_dir(container.mount_id), self.store.overlay2.diff_dir(container.init_id)]
+        chain: str | None = container.parent
+        while chain:
+            record = self.store.layers.read(chain)
+            diffs.append(self.store.overlay2.diff_dir(record.cache_id))
+            chain = record.parent
+        return LayerStack(diffs)
+
+    # writing
+
+    def create(self, options: CreateOptions) -> Container:
+        """Write a Created container for `options.image_text`; its id is returned."""
+        image = Catalog(self.layout.root).resolve(options.image_text)
+        config = image.decoded.config or {}
+        if config.get("Volumes"):
+            raise ContainerConflict("image %s declares volumes; containers with volumes are not supported" % options.image_text)
+        if not image.top_chain_id:
+            raise ContainerConflict("image %s has no layers" % options.image_text)
+        name = check_name(options.name) if options.name is not None else None
+        container_id = new_cache_id()
+        mount_id = new_cache_id()
+        self.layout.prepare_staging()
+        staging = Path(tempfile.mkdtemp(prefix="container-", dir=self.layout.staging))
+        try:
+            top = self.store.layers.read(image.top_chain_id)
+            self._stage_layers(staging, top.cache_id, mount_id)
+            with self.store.lock():
+                taken = {c.name: c.id for c in self.list()}
+                if name is not None and name in taken:
+                    raise ContainerConflict(
+                        'Conflict. The container name "/%s" is already in use by container "%s". '
+                        "You have to remove (or rename) that container to be able to reuse that name."
+                        % (name, taken[name])
+                    )
+                final_name = name if name is not None else generate_name(set(taken))
+                docs = container_docs(options, container_id, time.time_ns(), final_name, image.id, config)
+                self._stage_records(staging, image, mount_id, docs.config_v2, docs.hostconfig)
+                self._publish(staging, container_id, mount_id, top.cache_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        created = self._read(container_id)
+        assert created is not None
+        return created
+
+    def _stage_layers(self, staging: Path, top_cache_id: str, mount_id: str) -> None:
+        """<mount-id>-init (init layer files) and <mount-id> (empty upper), each with diff/, work/work, link, lower."""
+        overlay2 = self.store.overlay2
+        top_lower = overlay2.lower_of(top_cache_id)
+        init_lower = "l/" + overlay2.link_of(top_cache_id) + (":" + top_lower if top_lower else "")
+        init_link, upper_link = new_link_id(), new_link_id()
+        for dir_name, link, lower in (
+            (mount_id + "-init", init_link, init_lower),
+            (mount_id, upper_link, "l/" + init_link + ":" + init_lower),
+        ):
+            layer = staging / dir_name
+            os.mkdir(layer, 0o710)
+            os.chmod(layer, 0o710)
+            ensure_dir(layer / "diff", 0o755)
+            write_file(layer / "link", link.encode("ascii"), 0o644)
+            write_file(layer / "lower", lower.encode("ascii"), 0o644)
+            ensure_dir(layer / "work", 0o700)
+            ensure_dir(layer / "work" / "work", 0o000)
+        image_diffs = [overlay2.diff_dir(top_cache_id)] + [
+            overlay2.diff_dir(overlay2_dir_of_link(self.layout.links, element))
+            for element in (top_lower.split(":") if top_lower else [])
+        ]
+        write_init_layer(LayerStack([staging / (mount_id + "-init") / "diff", *image_diffs]))
+        write_file(staging / (mount_id + "-init") / "committed", b"", 0o600)
+
+    def _stage_records(
+        self, staging: Path, image: CatalogImage, mount_id: str, config_v2: bytes, hostconfig: bytes
+    ) -> None:
+        mount = staging / "mount"
+        os.mkdir(mount, 0o755)
+        os.chmod(mount, 0o755)
+        write_file(mount / "mount-id", mount_id.encode("ascii"), 0o644, sync=True)
+        write_file(mount / "init-id", (mount_id + "-init").encode("ascii"), 0o644, sync=True)
+        write_file(mount / "parent", str(image.top_chain_id).encode("ascii"), 0o644, sync=True)
+        container = staging / "container"
+        os.mkdir(container, 0o710)
+        os.chmod(container, 0o710)
+        ensure_dir(container / "checkpoints", 0o700)
+        write_file(container / "config.v2.json", config_v2, 0o600, sync=True)
+        write_file(container / "hostconfig.json", hostconfig, 0o644, sync=True)
+
+    def _publish(self, staging: Path, container_id: str, mount_id: str, top_cache_id: str) -> None:
+        """Rename the staged pieces in (layers, then mount, then the container dir); undo on failure."""
+        overlay2 = self.store.overlay2
+        ensure_dir(self.mounts_dir, 0o755)
+        ensure_dir(self.containers_dir, 0o710)
+        overlay2.mark_committed(top_cache_id)
+        done: list[Path] = []
+        try:
+            for dir_name in (mount_id + "-init", mount_id):
+                os.rename(staging / dir_name, overlay2.layer_dir(dir_name))
+                done.append(overlay2.layer_dir(dir_name))
+                link = self.layout.links / overlay2.link_of(dir_name)
+                os.symlink("../%s/diff" % dir_name, link)
+                done.append(link)
+            os.rename(staging / "mount", self.mounts_dir / container_id)
+            done.append(self.mounts_dir / container_id)
+            os.rename(staging / "container", self.containers_dir / container_id)
+        except BaseException:
+            for path in reversed(done):
+                _remove(path)
+            raise
+
+    def remove(self, container: Container) -> None:
+        """Delete what create wrote (the image's `committed` stays, as with dockerd)."""
+        with self.store.lock():
+            doomed = self.layout.staging / ("rm-" + secrets.token_hex(8))
+            self.layout.prepare_staging()
+            os.rename(self.containers_dir / container.id, doomed)  # gone for dockerd from here on
+            overlay2 = self.store.overlay2
+            for dir_name in (container.mount_id, container.init_id):
+                if dir_name:
+                    overlay2.remove(dir_name)
+            _remove(self.mounts_dir / container.id)
+            _remove(doomed)
+
+    def change(self, container: Container, additions: list[tuple[Path, str]], deletions: list[str]) -> None:
+        """Copy host paths into the upper layer and record deletions as whiteouts."""
+        stack = self.stack(container)
+        with self.store.lock():
+            for source, destination in additions:
+                stack.add(source, self.destination(stack, source, destination))
+            for path in deletions:
+                stack.whiteout(clean(path))
+
+    @staticmethod
+    def destination(stack: LayerStack, source: Path, destination: str) -> PurePosixPath:
+        """`docker cp` placement: into DST when it is a dir (or ends in "/"), else as DST."""
+        rel = clean(destination)
+        if destination.endswith("/") or stack.is_dir(rel):
+            if not stack.is_dir(rel):
+                raise EmustoreError("Could not find the file %s in container" % destination)
+            return rel / source.name if str(rel) != "." else PurePosixPath(source.name)
+        if str(rel.parent) != "." and not stack.is_dir(rel.parent):
+            raise EmustoreError("Could not find the file /%s in container" % rel.parent)
+        return rel
+
+
+def overlay2_dir_of_link(links: Path, element: str) -> str:
+    """The overlay2 dir name an `l/<link>` lower element points at."""
+    return os.readlink(links / element.removeprefix("l/")).split("/")[1]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass

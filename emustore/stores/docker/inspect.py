@@ -1,0 +1,83 @@
+"""What `docker image inspect` prints for an image of a root (types.ImageInspect, API 1.41)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from emustore.errors import StoreError
+from emustore.stores.docker.catalog import Catalog, CatalogImage
+from emustore.stores.docker.goconfig import ZERO_TIME
+
+# Fields that only a running daemon knows and emustore leaves out: none for an image of an
+# overlay2 root; GraphDriver paths use the root's real path, as dockerd resolves symlinks.
+
+
+def inspect_document(catalog: Catalog, image: CatalogImage) -> dict[str, Any]:
+    """The ImageInspect object, keys in dockerd's order."""
+    decoded = image.decoded
+    comment = decoded.comment or (decoded.history_comments[-1] if decoded.history_comments else "")
+    doc: dict[str, Any] = {
+        "Id": image.id,
+        "RepoTags": image.repo_tags,
+        "RepoDigests": image.repo_digests,
+        "Parent": image.parent or "",
+        "Comment": comment,
+        "Created": decoded.created.text,
+        "Container": decoded.container,
+        "ContainerConfig": decoded.container_config,
+        "DockerVersion": decoded.docker_version,
+        "Author": decoded.author,
+        "Config": decoded.config,
+        "Architecture": decoded.architecture,
+    }
+    if decoded.variant:
+        doc["Variant"] = decoded.variant
+    doc["Os"] = decoded.os
+    if decoded.os_version:
+        doc["OsVersion"] = decoded.os_version
+    doc["Size"] = image.size
+    doc["VirtualSize"] = image.size
+    doc["GraphDriver"] = {"Data": graph_driver_data(catalog, image), "Name": "overlay2"}
+    rootfs: dict[str, Any] = {"Type": decoded.rootfs_type}
+    if decoded.diff_ids:
+        rootfs["Layers"] = list(decoded.diff_ids)
+    doc["RootFS"] = rootfs
+    doc["Metadata"] = {"LastTagTime": image.last_tag_time.text if image.last_tag_time else ZERO_TIME}
+    return doc
+
+
+def graph_driver_data(catalog: Catalog, image: CatalogImage) -> dict[str, str] | None:
+    """overlay2 GetMetadata (§8.5): the top layer's dirs, lowers resolved through l/ links."""
+    if image.top_chain_id is None:
+        return None
+    home = os.path.realpath(catalog.layout.overlay2)
+    cache_id = catalog.layers()[image.top_chain_id].cache_id
+    layer_dir = os.path.join(home, cache_id)
+    if not os.path.isdir(layer_dir):
+        raise StoreError("stat %s: no such file or directory" % layer_dir)
+    data = {
+        "MergedDir": os.path.join(layer_dir, "merged"),
+        "UpperDir": os.path.join(layer_dir, "diff"),
+        "WorkDir": os.path.join(layer_dir, "work"),
+    }
+    try:
+        lower = open(os.path.join(layer_dir, "lower")).read()
+    except FileNotFoundError:
+        lower = ""
+    lowers = []
+    for entry in filter(None, lower.split(":")):
+        try:
+            target = os.readlink(os.path.join(home, entry))
+        except OSError as exc:
+            raise StoreError("readlink %s: %s" % (os.path.join(home, entry), exc.strerror)) from None
+        lowers.append(os.path.normpath(os.path.join(home, "l", target)))
+    if lowers:
+        data["LowerDir"] = ":".join(lowers)
+    return dict(sorted(data.items()))
+
+
+def render_inspect(documents: list[dict[str, Any]]) -> str:
+    """The CLI's output: a JSON array indented by 4 spaces, non-ASCII and HTML characters as is."""
+    return json.dumps(documents, indent=4, ensure_ascii=False) + "\n"

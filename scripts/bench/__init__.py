@@ -1,0 +1,1 @@
+"""`make bench`: emustore pull vs docker pull vs the machine's floor, on deterministic images."""

@@ -1,0 +1,156 @@
+"""The three ways to pull an image that the benchmark times, each from a cold start.
+
+Every contender has an untimed `prepare()` (a fresh root, or the image removed and pruned),
+a timed `run()` returning a Sample, and `cleanup()`. Wall time is taken around the command;
+peak RSS comes from GNU time's report where the command runs under /usr/bin/time -v.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.dockerd import DOCKER_CLI, Dockerd
+from tests.support.imagefactory import PushedImage
+
+GNU_TIME = Path("/usr/bin/time")
+_MAX_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    rss_kib: int | None = None
+
+
+def timed(argv: list[str], *, env: dict[str, str] | None = None, rss: bool = False) -> Sample:
+    """Run `argv` (under `time -v` when `rss`), fail loudly on a non-zero exit."""
+    report = None
+    if rss:
+        fd, report = tempfile.mkstemp(prefix="bench-time-")
+        os.close(fd)
+        argv = [str(GNU_TIME), "-v", "-o", report, *argv]
+    try:
+        start = time.perf_counter()
+        result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+        peak = None
+        if report is not None:
+            found = _MAX_RSS.search(Path(report).read_text())
+            peak = int(found.group(1)) if found else None
+        return Sample(seconds, peak)
+    finally:
+        if report is not None:
+            os.unlink(report)
+
+
+class Emustore:
+    """`emustore pull REF --root DIR` as a subprocess (the CLI a user runs), into a fresh root."""
+
+    name = "emustore"
+
+    def __init__(self, workdir: Path, concurrency: int | None = None) -> None:
+        self.workdir = workdir
+        self.concurrency = concurrency
+        self.root: Path | None = None
+
+    def _argv(self, ref: str) -> list[str]:
+        argv = [sys.executable, "-m", "emustore", "pull", ref, "--root", str(self.root)]
+        if self.concurrency is not None:
+            argv += ["--concurrency", str(self.concurrency)]
+        return argv
+
+    def prepare(self, image: PushedImage) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="emustore-root-", dir=self.workdir))
+
+    def run(self, image: PushedImage) -> Sample:
+        return timed(self._argv(image.reference), rss=True)
+
+    def warm(self, image: PushedImage) -> Sample:
+        """The same pull again into the root that already has the image."""
+        return timed(self._argv(image.reference), rss=True)
+
+    def cleanup(self) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root)
+            self.root = None
+
+
+class Docker:
+    """`/usr/bin/docker pull REF` against a private dockerd 20.10 on its own data root."""
+
+    name = "docker"
+
+    def __init__(self, workdir: Path) -> None:
+        self.daemon_dir = Path(tempfile.mkdtemp(prefix="bk", dir="/tmp"))  # short: unix socket paths
+        self.daemon = Dockerd(workdir / "dockerd-root", self.daemon_dir)
+
+    def _argv(self, *args: str) -> list[str]:
+        return [str(DOCKER_CLI), "-H", f"unix://{self.daemon.socket}", *args]
+
+    def prepare(self, image: PushedImage) -> None:
+        self.daemon.docker("rmi", "-f", image.reference, check=False)
+        self.daemon.docker("image", "prune", "-a", "-f")
+        if self.daemon.docker("images", "-q").stdout.strip():
+            raise RuntimeError("dockerd still has images after rmi and prune")
+
+    def run(self, image: PushedImage) -> Sample:
+        return timed(self._argv("pull", image.reference), env=self._env())
+
+    def warm(self, image: PushedImage) -> Sample:
+        return timed(self._argv("pull", image.reference), env=self._env())
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "DOCKER_CONFIG": str(self.daemon.cli_config)}
+
+    def cleanup(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        shutil.rmtree(self.daemon_dir, ignore_errors=True)
+
+
+class Floor:
+    """The machine's floor: every blob through `curl | gzip -d | tar -x`, all layers at once."""
+
+    name = "floor"
+
+    def __init__(self, workdir: Path, registry_url: str) -> None:
+        self.workdir = workdir
+        self.registry_url = registry_url
+        self.dest: Path | None = None
+
+    def prepare(self, image: PushedImage) -> None:
+        self.dest = Path(tempfile.mkdtemp(prefix="floor-", dir=self.workdir))
+
+    def script(self, image: PushedImage, decompressors: list[str]) -> str:
+        repository = image.repository.split("/", 1)[1]
+        lines = ["set -u", "pids=()"]
+        for i, (digest, decompress) in enumerate(zip(image.layer_digests, decompressors)):
+            target = self.dest / str(i)  # type: ignore[operator]
+            url = f"{self.registry_url}/v2/{repository}/blobs/{digest}"
+            lines.append(
+                f"mkdir -p {target} && (set -o pipefail; curl -sSf {url} | {decompress} | "
+                f"tar -x -C {target}) & pids+=($!)"
+            )
+        lines.append('for p in "${pids[@]}"; do wait "$p" || exit 1; done')
+        return "\n".join(lines)
+
+    def run(self, image: PushedImage, decompressors: list[str] | None = None) -> Sample:
+        tools = decompressors or ["gzip -d"] * len(image.layer_digests)
+        return timed(["bash", "-c", self.script(image, tools)], rss=True)
+
+    def cleanup(self) -> None:
+        if self.dest is not None:
+            shutil.rmtree(self.dest)
+            self.dest = None

@@ -1,0 +1,123 @@
+"""The benchmark run: build and push the images, then time the contenders interleaved."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scripts.bench.contenders import GNU_TIME, Docker, Emustore, Floor
+from scripts.bench.images import BenchImage, bench_images
+from scripts.bench.report import HOW_TO_READ, ImageResult, machine, median, peak_rss, render, spread
+from tests.support.imagefactory import PushedImage
+from tests.support.registry import RegistryServer
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmark.md"
+DECOMPRESSORS = {"gzip": "gzip -dc", "zstd": "zstd -dcq", "none": "cat"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small images, 3 runs: a check that it all works")
+    p.add_argument("--runs", type=int, help="cold runs per image and contender (default 5, quick 3)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these images (e.g. mixed bigfiles-128)")
+    p.add_argument("--concurrency", type=int, help="passed to emustore pull --concurrency")
+    p.add_argument(
+        "--output", type=Path, help=f"markdown file to write (default {DOCS.relative_to(DOCS.parents[1])}; quick: none)"
+    )
+    return p.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def push(bench: BenchImage, registry: RegistryServer) -> tuple[PushedImage, PushedImage]:
+    """Push the image (and its gzip twin, for dockerd) under bench/<name>:v1 and bench/<name>-twin:v1."""
+    pushed = bench.image.push(registry.host, f"bench/{bench.name}", "v1")
+    twin = bench.twin.push(registry.host, f"bench/{bench.name}-twin", "v1") if bench.twin else pushed
+    return pushed, twin
+
+
+def measure(
+    bench: BenchImage, registry: RegistryServer, contenders: tuple[Emustore, Docker, Floor], runs: int
+) -> ImageResult:
+    emustore, docker, floor = contenders
+    pushed, twin = push(bench, registry)
+    layers = bench.image.layers
+    result = ImageResult(
+        bench.name,
+        bench.description,
+        len(layers),
+        sum(len(layer.blob) for layer in layers),
+        sum(len(layer.tar) for layer in layers),
+        cold={"emustore": [], "docker": [], "floor": []},
+        warm={"emustore": [], "docker": []},
+    )
+    decompressors = [DECOMPRESSORS[layer.compression] for layer in layers]
+    for run in range(runs):
+        for contender in (emustore, docker, floor):
+            target = twin if contender is docker else pushed
+            contender.prepare(target)
+            try:
+                if contender is floor:
+                    sample = floor.run(target, decompressors)
+                else:
+                    sample = contender.run(target)
+                    result.warm[contender.name].append(contender.warm(target))
+            finally:
+                contender.cleanup()
+            result.cold[contender.name].append(sample)
+            log(f"  {bench.name} run {run + 1}/{runs} {contender.name}: {sample.seconds:.2f}s")
+    return result
+
+
+def summary(result: ImageResult) -> str:
+    e, d, f = (median(result.cold[n]) for n in ("emustore", "docker", "floor"))
+    return (
+        f"{result.name}: emustore {spread(result.cold['emustore'])}  docker {spread(result.cold['docker'])}  "
+        f"floor {spread(result.cold['floor'])}  emustore/docker {e / d:.2f}  emustore/floor {e / f:.2f}  "
+        f"peak RSS {peak_rss(result.cold['emustore'])}  warm {spread(result.warm['emustore'])}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs = args.runs or (3 if args.quick else 5)
+    output = args.output if args.output is not None else (None if args.quick else DOCS)
+    for tool in (GNU_TIME, Path("/usr/bin/curl"), Path("/usr/bin/zstd")):
+        if not tool.exists():
+            log(f"bench: {tool} is missing (run `make setup` as root)")
+            return 1
+    started = time.monotonic()
+    machine_line = machine()
+    workdir = Path(tempfile.mkdtemp(prefix="emustore-bench-"))
+    registry = RegistryServer()
+    docker: Docker | None = None
+    try:
+        docker = Docker(workdir)
+        contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
+        results = []
+        log("building the benchmark images from files on this machine ...")
+        for name, build in bench_images(args.quick).items():
+            if args.only and name not in args.only:
+                continue
+            bench = build()
+            log(f"{bench.name}: {bench.description}")
+            results.append(measure(bench, registry, contenders, runs))
+            log(summary(results[-1]))
+    finally:
+        if docker is not None:
+            docker.stop()
+        registry.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    page = render(results, runs, machine_line, HOW_TO_READ)
+    print(page)
+    if output is not None:
+        output.write_text(page)
+        log(f"wrote {output}")
+    log(f"bench took {time.monotonic() - started:.0f}s")
+    return 0

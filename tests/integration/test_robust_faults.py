@@ -1,0 +1,224 @@
+"""Faults from outside: a registry that is down, errors, resets, stalls or lies, and a disk that fills.
+
+Every case starts from a root holding a base image, pulls an image on top of it through a
+fault-injecting proxy (tests/support/faults.py), and expects one clear line and a root exactly
+as before (and fsck-clean), or, for transient faults the client retries, a complete pull.
+Timeouts and retries are shortened through RegistryOptions so that stalls end in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from emustore.errors import EmustoreError
+from emustore.pull import pull
+from emustore.registry.options import RegistryOptions
+from emustore.registry.retry import RetryPolicy
+from tests.integration.test_pull_cli import emustore, snapshot
+from tests.support.consistency import check_root
+from tests.support.faults import Fault, FaultProxy, Rule
+from tests.support.figures import record
+from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image, compress
+from tests.support.pushclient import PushClient, sha256_digest
+from tests.support.registry import RegistryServer, free_port
+
+pytestmark = pytest.mark.registry
+FAST = RegistryOptions(timeout=2.0, retry=RetryPolicy(attempts=3, base_delay=0.1, max_delay=0.5, budget=20.0))
+FIGURES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def images(registry: RegistryServer) -> dict[str, PushedImage]:
+    base = busybox_image()
+    app = base.copy().layer(LayerBuilder().file("app/data", random.Random(2).randbytes(256 << 10)), created_by="app")
+    return {"base": base.push(registry.host, "faults/base", "v1"), "app": app.push(registry.host, "faults/app", "v1")}
+
+
+@pytest.fixture
+def root(images: dict[str, PushedImage], tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "root"
+    pull(images["base"].reference, root)
+    yield root
+
+
+def _expect_clean_failure(root: Path, attempt: Callable[[], object], expected: str) -> str:
+    """Run `attempt`; it must fail with a one-line error containing `expected`, root unchanged."""
+    before = snapshot(root)
+    outside = set(os.listdir(root.parent))
+    with pytest.raises(EmustoreError) as info:
+        attempt()
+    message = str(info.value)
+    assert "\n" not in message and expected in message, message
+    assert snapshot(root) == before
+    report = check_root(root)
+    FIGURES["trials"] += 1
+    FIGURES["faults_injected"] += 1
+    FIGURES["inconsistent_roots"] += not report.consistent or bool(report.leftovers)
+    FIGURES["files_outside_root"] += len(set(os.listdir(root.parent)) ^ outside)
+    assert report.consistent and not report.leftovers, (report.problems, report.leftovers)
+    return message
+
+
+def _through(proxy: FaultProxy, registry: RegistryServer, image: PushedImage) -> str:
+    return image.reference.replace(registry.host, proxy.host)
+
+
+def _blobs(fault: Fault) -> Rule:
+    return lambda method, path: fault if "/blobs/" in path else None
+
+
+def test_registry_down(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    reference = images["app"].reference.replace(registry.host, f"127.0.0.1:{free_port()}")
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "connect")
+
+
+FAILING = {
+    # case → (rule, words the error must contain)
+    "5xx storm": (lambda method, path: Fault("status", status=503), "503"),
+    "500 on blobs": (_blobs(Fault("status", status=500)), "500"),
+    "reset before the answer": (_blobs(Fault("reset")), "blob"),
+    "slow loris (headers, then silence)": (_blobs(Fault("stall", after=0, seconds=30)), "timed out"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_transport_faults(case: str, images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    rule, words = FAILING[case]
+    with FaultProxy(registry.host, rule) as proxy:
+        reference = _through(proxy, registry, images["app"])
+        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
+        assert proxy.faults > 0
+
+
+def test_mid_body_resets_are_resumed(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    """Every blob answer is cut after 64 KiB; the client resumes with Range and completes the pull."""
+    with FaultProxy(registry.host, _blobs(Fault("reset", after=64 << 10))) as proxy:
+        result = pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
+    assert result.image_id == images["app"].image_id
+    assert proxy.faults > 1
+    report = check_root(root)
+    assert report.consistent and not report.leftovers, report.problems
+    FIGURES["trials"] += 1
+    FIGURES["faults_injected"] += proxy.faults
+
+
+def test_transient_5xx_is_retried(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    """The first request of every blob fails with 503; the retrying client completes the pull."""
+    seen: set[str] = set()
+
+    def once(method: str, path: str) -> Fault | None:
+        if "/blobs/" in path and path not in seen:
+            seen.add(path)
+            return Fault("status", status=503)
+        return None
+
+    with FaultProxy(registry.host, once) as proxy:
+        result = pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
+    assert result.image_id == images["app"].image_id
+    report = check_root(root)
+    assert report.consistent and not report.leftovers, report.problems
+    FIGURES["trials"] += 1
+    FIGURES["faults_injected"] += proxy.faults
+
+
+def _manifest(config: dict, layers: list[dict]) -> bytes:
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": config, "layers": layers}
+    ).encode()
+
+
+def _descriptor(data: bytes, media_type: str = "application/vnd.docker.container.image.v1+json", size: int | None = None) -> dict:
+    return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data) if size is None else size}
+
+
+def test_manifest_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    huge = Fault("body", body=b'{"schemaVersion": 2, "pad": "' + b"x" * (5 << 20) + b'"}',
+                 content_type="application/vnd.docker.distribution.manifest.v2+json")
+    with FaultProxy(registry.host, lambda method, path: huge if "/manifests/" in path else None) as proxy:
+        reference = _through(proxy, registry, images["app"])
+        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+
+
+def test_config_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+    config = b"{}"
+    layer = _descriptor(b"layer", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    manifest = Fault("body", body=_manifest(_descriptor(config, size=9 << 20), [layer]),
+                     content_type="application/vnd.docker.distribution.manifest.v2+json")
+    with FaultProxy(registry.host, lambda method, path: manifest if "/manifests/" in path else None) as proxy:
+        reference = _through(proxy, registry, images["app"])
+        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+    big_body = Fault("body", body=b"{" + b" " * (9 << 20) + b"}", content_type="application/octet-stream")
+    app_config = images["app"].image_id  # the config blob's digest
+    with FaultProxy(registry.host, lambda method, path: big_body if path.endswith(app_config) else None) as proxy:
+        reference = _through(proxy, registry, images["app"])
+        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+
+
+def _push_raw(registry: RegistryServer, name: str, config: bytes, layers: list[bytes]) -> str:
+    with PushClient(registry.host) as client:
+        for blob in [config, *layers]:
+            client.put_blob(name, blob)
+        manifest = _manifest(
+            _descriptor(config), [_descriptor(b, "application/vnd.docker.image.rootfs.diff.tar.gzip") for b in layers]
+        )
+        client.put_manifest(name, "v1", "application/vnd.docker.distribution.manifest.v2+json", manifest)
+    return f"{registry.host}/{name}:v1"
+
+
+def test_config_that_is_not_json(registry: RegistryServer, root: Path) -> None:
+    reference = _push_raw(registry, "faults/notjson", b"this is { not json", [])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "not JSON")
+
+
+def test_diff_id_that_does_not_match_the_config(registry: RegistryServer, root: Path) -> None:
+    real = LayerBuilder().file("real", b"real\n").build()
+    claimed = LayerBuilder().file("claimed", b"claimed\n").build()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(claimed)]}}).encode()
+    reference = _push_raw(registry, "faults/diffid", config, [compress(real, "gzip")])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "don't match image configuration")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (we are root in CI); unmounted at teardown."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_fills_mid_layer(images: dict[str, PushedImage], registry: RegistryServer, small_disk: Path) -> None:
+    """busybox fits in 4 MiB; a 3 MiB random layer on top does not: one line, root as before."""
+    root = small_disk / "root"
+    assert emustore("pull", images["base"].reference, "--root", str(root)).returncode == 0
+    big = busybox_image().layer(LayerBuilder().file("big", random.Random(4).randbytes(3 << 20)), created_by="big")
+    pushed = big.push(registry.host, "faults/big", "v1")
+    before = snapshot(root)
+    result = emustore("pull", pushed.reference, "--root", str(root))
+    assert result.returncode != 0
+    assert result.stderr.startswith("emustore: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "No space left on device" in result.stderr
+    assert snapshot(root) == before
+    report = check_root(root)
+    FIGURES["trials"] += 1
+    FIGURES["faults_injected"] += 1
+    FIGURES["inconsistent_roots"] += not report.consistent or bool(report.leftovers)
+    assert report.consistent and not report.leftovers, (report.problems, report.leftovers)
+
+
+def test_figures() -> None:
+    """Runs last in this module: report what the cases above did."""
+    record("external faults", **FIGURES)
+    assert FIGURES["inconsistent_roots"] == 0 and FIGURES["files_outside_root"] == 0

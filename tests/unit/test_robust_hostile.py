@@ -1,0 +1,237 @@
+"""Hostile layers are refused or contained: nothing is ever written outside the layer's diff dir.
+
+Each layer aims at a decoy directory beside the staging dir (by `../`, absolute names, symlinks,
+hard links, whiteouts). Two witnesses per case: a snapshot of everything around the diff dir, and
+an audit hook counting every file-system write whose target resolves outside it (must be 0).
+dockerd's semantics (format doc §9.1) resolve names inside the layer, so "contained" is the
+faithful answer for `../up` or `/abs`; refusals are one-line LayerErrors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emustore.errors import LayerError
+from emustore.layers import pipeline
+from emustore.layers.pipeline import expansion_limit, unpack_layer
+from tests.support.figures import record
+from tests.support.tarlayer import BLOCK, Header, LayerBuilder, pax_records
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
+# audit event → indexes of the path arguments it writes (or, for link, also reads)
+_WRITE_EVENTS = {
+    "os.mkdir": (0,), "os.symlink": (1,), "os.link": (0, 1), "os.rename": (0, 1), "os.replace": (0, 1),
+    "os.remove": (0,), "os.rmdir": (0,), "os.chmod": (0,), "os.chown": (0,), "os.utime": (0,),
+    "os.truncate": (0,), "shutil.rmtree": (0,),
+}
+
+
+class _Watch:
+    """While `allowed` is set, counts writes whose target resolves outside the allowed paths."""
+
+    allowed: tuple[str, ...] = ()
+    outside: list[str] = []
+
+
+def _resolved(path: object) -> str | None:
+    if isinstance(path, int) or path is None:
+        return None
+    name = os.fsdecode(path)  # type: ignore[arg-type]
+    return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(name))), os.path.basename(name))
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _Watch.allowed:
+        return
+    if event == "open":
+        paths = [args[0]] if isinstance(args[2], int) and args[2] & _WRITE_FLAGS else []
+    elif event in _WRITE_EVENTS:
+        paths = [args[i] for i in _WRITE_EVENTS[event] if i < len(args)]
+    else:
+        return
+    for path in paths:
+        real = _resolved(path)
+        if real is not None and not any(real == a or real.startswith(a + "/") for a in _Watch.allowed):
+            _Watch.outside.append("%s %s" % (event, real))
+
+
+sys.addaudithook(_audit)
+FIGURES = {"cases": 0, "refused": 0, "contained": 0, "outside_attempts": 0, "outside_changes": 0}
+
+
+def _snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Every entry under `top` except `skip` and below: mode, size, mtime, link target."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d != skip]
+        for name in dirnames + filenames:
+            st = os.lstat(here / name)
+            target = os.fsencode(os.readlink(here / name)) if os.path.islink(here / name) else b""
+            found[str(here / name)] = (st.st_mode, st.st_size, st.st_mtime_ns, target)
+    return found
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """sandbox/{outside/decoy, stage/diff/}: hostile names aim at outside/."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "decoy").write_bytes(b"do not touch\n")
+    (tmp_path / "stage" / "diff").mkdir(parents=True)
+    return tmp_path
+
+
+def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = None, **kw: object) -> LayerError | None:
+    """Unpack into sandbox/stage/diff under watch; return the refusal, if any."""
+    diff = sandbox / "stage" / "diff"
+    tar_split = sandbox / "stage" / "ts.json.gz"
+    tar_split.touch()  # created beforehand so that its directory does not change
+    before = _snapshot(sandbox, diff)
+    chunks = iter([blob]) if isinstance(blob, bytes) else blob
+    digest = digest or "sha256:" + hashlib.sha256(blob if isinstance(blob, bytes) else b"").hexdigest()
+    _Watch.outside = []
+    _Watch.allowed = (str(diff.resolve()), str(tar_split.resolve()))
+    error = None
+    try:
+        unpack_layer(chunks, digest, str(diff), str(tar_split), **kw)  # type: ignore[arg-type]
+    except LayerError as exc:
+        error = exc
+    finally:
+        _Watch.allowed = ()
+    after = _snapshot(sandbox, diff)
+    changed = [p for p in set(before) | set(after) if before.get(p) != after.get(p) and p != str(tar_split)]
+    FIGURES["cases"] += 1
+    FIGURES["refused" if error else "contained"] += 1
+    FIGURES["outside_attempts"] += len(_Watch.outside)
+    FIGURES["outside_changes"] += len(changed)
+    assert _Watch.outside == [], _Watch.outside
+    assert changed == [], changed
+    if error is not None:
+        assert "\n" not in str(error)
+    return error
+
+
+def _out(sandbox: Path, *parts: str) -> str:
+    return str(sandbox.resolve() / "outside" / Path(*parts))
+
+
+CONTAINED = {
+    # name of the test → (layer builder given the sandbox, path expected inside diff/, or its maker)
+    "dotdot": (lambda s: LayerBuilder().file("../../outside/evil", b"x"), "outside/evil"),
+    "dotdot_inside_path": (lambda s: LayerBuilder().file("a/../../../../outside/evil", b"x"), "outside/evil"),
+    "absolute": (lambda s: LayerBuilder().file(_out(s, "abs"), b"x"), lambda s: _out(s, "abs")[1:]),
+    "symlink_up_then_file": (
+        lambda s: LayerBuilder().symlink("up", "../../../../..").file("up/escaped", b"x"),
+        "escaped",
+    ),
+    "symlink_absolute_dir_then_dir": (
+        lambda s: LayerBuilder().dir("real/").symlink("lnk", "/real").file("lnk/f", b"x"),
+        "real/f",
+    ),
+    "whiteout_dotdot_prefix": (lambda s: LayerBuilder().whiteout("../outside"), "outside"),
+    "double_slashes": (lambda s: LayerBuilder().file("//a//b///c", b"x"), "a/b/c"),
+    "dot_segments": (lambda s: LayerBuilder().file("./././d/./e", b"x"), "d/e"),
+    "nul_in_header_name": (lambda s: LayerBuilder().file(b"cut\0../../outside/evil", b"x"), "cut"),
+    "hardlink_inside_via_dotdot": (
+        lambda s: LayerBuilder().file("t", b"x").hardlink("h", "../../../t"),
+        "h",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTAINED))
+def test_contained(case: str, sandbox: Path) -> None:
+    build, expected = CONTAINED[case]
+    expected = expected(sandbox) if callable(expected) else expected
+    tar = build(sandbox).build()
+    assert _apply(sandbox, gzip.compress(tar, mtime=0)) is None
+    assert os.path.lexists(sandbox / "stage" / "diff" / expected)
+    assert (sandbox / "outside" / "decoy").read_bytes() == b"do not touch\n"
+
+
+def _pax_nul_path() -> bytes:
+    body = pax_records({"path": b"a\0../../outside/evil"})
+    header = Header(b"PaxHeaders/a", b"x", size=len(body)).encode()
+    return header + body + b"\0" * (-len(body) % BLOCK) + Header(b"a", size=0).encode()
+
+
+REFUSED = {
+    "symlink_absolute_outside_then_file": lambda s: LayerBuilder().symlink("esc", _out(s)).file("esc/through", b"x"),
+    "hardlink_outside_relative": lambda s: LayerBuilder().hardlink("hl", "../../outside/decoy"),
+    "hardlink_outside_absolute": lambda s: LayerBuilder().hardlink("hl", _out(s, "decoy")),
+    "hardlink_through_symlink": lambda s: LayerBuilder().symlink("s", _out(s)).hardlink("hl", "s/decoy"),
+    "hardlink_to_later_entry": lambda s: LayerBuilder().hardlink("early", "late").file("late", b"x"),
+    "whiteout_of_dotdot": lambda s: LayerBuilder().dir("sub/").file("sub/.wh..", b""),
+    "whiteout_of_dotdot_at_top": lambda s: LayerBuilder().file(".wh..", b""),
+    "pax_path_with_nul": lambda s: LayerBuilder().raw(_pax_nul_path()),
+    "huge_declared_size": lambda s: LayerBuilder().raw(Header(b"big", size=1 << 40).encode() + b"x" * 4096),
+    "socket_member": lambda s: LayerBuilder().raw(Header(b"sock", b"7").encode()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused(case: str, sandbox: Path) -> None:
+    tar = REFUSED[case](sandbox).build()
+    error = _apply(sandbox, gzip.compress(tar, mtime=0))
+    assert error is not None, "expected a refusal"
+    assert (sandbox / "outside" / "decoy").read_bytes() == b"do not touch\n"
+
+
+def _endless_pax_headers(total: int) -> Iterator[bytes]:
+    """A stream of PAX extended headers that never reaches a member (generated, never stored)."""
+    body = pax_records({"comment": "x" * 400})
+    unit = Header(b"PaxHeaders/x", b"x", size=len(body)).encode() + body + b"\0" * (-len(body) % BLOCK)
+    block = unit * 256
+    for _ in range(total // len(block)):
+        yield block
+
+
+def test_endless_headers_stop_at_the_expansion_limit(sandbox: Path) -> None:
+    digest = hashlib.sha256()
+    for block in _endless_pax_headers(64 << 20):
+        digest.update(block)
+    error = _apply(sandbox, _endless_pax_headers(64 << 20), digest="sha256:" + digest.hexdigest(), max_output=8 << 20)
+    assert error is not None and "expands beyond" in str(error)
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """A one-file layer of `size` zero bytes, gzip-compressed (about 1000:1)."""
+    head = Header(b"bomb", size=size).encode()
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [z.compress(head)]
+    zeros = bytes(1 << 20)
+    for _ in range(size // len(zeros)):
+        out.append(z.compress(zeros))
+    out.append(z.compress(bytes(2 * BLOCK)))
+    out.append(z.flush())
+    return b"".join(out)
+
+
+def test_gzip_bomb_is_refused(sandbox: Path) -> None:
+    blob = _gzip_bomb(256 << 20)
+    assert len(blob) < 300 << 10
+    error = _apply(sandbox, blob, max_output=32 << 20)
+    assert error is not None and "expands beyond %d bytes" % (32 << 20) in str(error)
+    assert os.path.getsize(sandbox / "stage" / "diff" / "bomb") <= 32 << 20
+
+
+def test_expansion_limit_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert expansion_limit(10) == 1 << 30
+    assert expansion_limit(10 << 20) == 1100 * (10 << 20)
+    assert expansion_limit(10 << 20, ratio=0) is None
+    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    assert expansion_limit(100, ratio=10) == 1 << 20
+
+
+def test_figures() -> None:
+    """Runs last in this module: report what the cases above did."""
+    record("hostile layers", **FIGURES)
+    assert FIGURES["outside_attempts"] == 0 and FIGURES["outside_changes"] == 0
