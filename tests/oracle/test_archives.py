@@ -95,9 +95,8 @@ def test_emustore_load_equals_dockerd_load(
     packed.write_bytes(gzip.compress(archive.read_bytes(), compresslevel=1))
     run = emustore("load", "-i", str(packed), "--root", str(tmp_path / "gzip"))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.decode().splitlines()[:2] == [
-        f"Loaded image: {saved['pushed']['whiteouts'].reference}", f"Loaded image: {EXTRA_TAG}",  # type: ignore[index]
-    ]  # fmt: skip
+    expected = {f"Loaded image: {reference}" for reference in saved["references"]}  # type: ignore[attr-defined]
+    assert set(run.stdout.decode().splitlines()) == expected  # docker save orders images at random
     zstd = tmp_path / "all.tar.zst"
     zstd.write_bytes(zstandard.ZstdCompressor().compress(archive.read_bytes()))
     run = emustore("load", "--root", str(tmp_path / "stdin"), stdin=zstd)

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.support.treecompare import Node, _walk, diff_nodes, diff_trees, normalized_tree, read_id_map
+from tests.support.treecompare import Node, _walk, diff_nodes, diff_trees, read_id_map
 
 _CREATED = re.compile(rb'"Created":"[^"]*"')
 _NAME = re.compile(rb'"Name":"/[^"]*"')
@@ -50,4 +50,4 @@ def diff_roots_with_containers(a_root: Path, b_root: Path, names: bool = False, 
     return diff_trees(a_root, b_root, **opts) + diff_nodes(container_nodes(a_root, names), container_nodes(b_root, names))
 
 
-__all__ = ["container_nodes", "diff_roots_with_containers", "normalise_config", "normalized_tree"]
+__all__ = ["container_nodes", "diff_roots_with_containers", "normalise_config"]

@@ -1,0 +1,112 @@
+"""Containers: `emustore create` writes what `docker create` writes, and dockerd adopts it.
+
+dockerd pulls an image and creates two containers (named with env/entrypoint/cmd, and anonymous)
+in its root; emustore does the same in another; the trees must be equal once ids, times and
+generated names are normalised. Then a dockerd on emustore's root lists, diffs, runs and removes
+a container whose upper layer emustore changed (cp, whiteout), and `emustore rm` leaves the
+root as it was before `create` (but for the image's `committed`, as dockerd leaves it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from emustore.pull import pull
+from tests.support.containertree import diff_roots_with_containers
+from tests.support.dockerd import Dockerd
+from tests.support.imagefactory import PushedImage, busybox_image
+from tests.support.registry import RegistryServer
+from tests.support.treecompare import diff_trees
+
+pytestmark = [pytest.mark.oracle, pytest.mark.registry]
+
+NAMED = ["--name", "web", "-e", "FOO=bar", "-e", "PATH=/bin", "--entrypoint", "/bin/sh"]
+NAMED_CMD = ["-c", "cat /greeting.txt; ls /bin"]
+
+
+def emustore(command: str, *args: str, root: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run an emustore command; --root comes first since create's COMMAND takes every later word."""
+    result = subprocess.run(
+        [sys.executable, "-m", "emustore", command, "--root", str(root), *args], capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"emustore {command} {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def image(registry: RegistryServer) -> PushedImage:
+    return busybox_image("docker", cmd=("sh",), env=("PATH=/usr/bin:/bin", "LANG=C")).push(registry.host, "ct/busybox", "v1")
+
+
+def _create_both(create: Callable[..., str], reference: str) -> list[str]:
+    return [create(*NAMED, reference, *NAMED_CMD), create(reference)]
+
+
+def test_create_tree_equals_dockerd(image: PushedImage, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path) -> None:
+    daemon = dockerd_factory(tmp_path / "dockerd")
+    daemon.docker("pull", image.reference)
+    _create_both(lambda *a: daemon.docker("create", *a).stdout.strip(), image.reference)
+    daemon.stop()
+
+    ours = tmp_path / "emustore"
+    pull(image.reference, ours)
+    ids = _create_both(lambda *a: emustore("create", *a, root=ours).stdout.strip(), image.reference)
+    assert all(len(i) == 64 for i in ids)
+
+    differences = diff_roots_with_containers(tmp_path / "dockerd", ours, names=True)
+    assert differences == [], "\n".join(differences[:60])
+
+
+def test_dockerd_adopts_emustore_containers(
+    image: PushedImage, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    pull(image.reference, root)
+    pristine = tmp_path / "pristine"
+    subprocess.run(["cp", "-a", str(root), str(pristine)], check=True)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "greeting.txt").write_text("hello from emustore\n")
+    (host / "conf").mkdir()
+    (host / "conf" / "app.ini").write_text("x=1\n")
+
+    emustore("create", *NAMED, "--rm-file", "/bin/ls", image.reference, "-c", "cat /greeting.txt /etc/app/app.ini; ls /bin", root=root)
+    emustore("cp", str(host / "greeting.txt"), "web:/", root=root)
+    emustore("cp", str(host / "conf"), "web:/etc/app", root=root)
+    other = emustore("create", image.reference, root=root).stdout.strip()
+    ours_ps = emustore("ps", "-a", root=root).stdout
+
+    daemon = dockerd_factory(root)
+    theirs_ps = daemon.docker("ps", "-a").stdout
+    assert _without_created(ours_ps) == _without_created(theirs_ps)
+    assert other[:12] in theirs_ps and " web\n" in theirs_ps
+
+    assert sorted(daemon.docker("diff", "web").stdout.splitlines()) == sorted(
+        ["A /greeting.txt", "C /etc", "A /etc/app", "A /etc/app/app.ini", "C /bin", "D /bin/ls"]
+    )
+    run = daemon.docker("start", "-a", "web")
+    assert run.stdout.splitlines() == ["hello from emustore", "x=1", "busybox", "cat", "echo", "sh", "true"]
+    assert daemon.docker("rm", "web").stdout == "web\n"
+    daemon.stop()
+    assert not (root / "image/overlay2/layerdb/mounts").joinpath("x").exists()
+
+    # dockerd removed web cleanly; `emustore rm` removes the other: back to the pulled tree + committed
+    assert emustore("rm", other[:6], root=root).stdout == other[:6] + "\n"
+    assert emustore("ps", "-a", "-q", root=root).stdout == ""
+    differences = [d for d in diff_trees(pristine, root) if not d.endswith("/committed (f)")]
+    assert differences == [], "\n".join(differences)
+    assert sorted(p.name for p in (root / "containers").iterdir()) == []
+
+
+def _without_created(table: str) -> list[list[str]]:
+    """`ps` rows split on runs of 2+ spaces, CREATED (4th column) dropped (it moves with time)."""
+    import re
+
+    rows = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines()]
+    return [row[:3] + row[4:] for row in rows]
