@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from emustore.errors import ManifestError
+from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
+from emustore.layers.extract import OPAQUE_XATTR
 from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
+from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter, short_id
 from emustore.reference import Reference, parse_reference
@@ -40,6 +44,14 @@ class PullResult:
     image_id: str
     manifest_digest: str
     downloaded: bool
+    unwritten: Counter[str] = field(default_factory=Counter)  # without root: entries per kind not written
+    unwritten_layers: int = 0
+
+
+@dataclass(frozen=True)
+class _LayerOptions:
+    max_expansion: int
+    opaque_xattr: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ def pull(
     load: LoadRegistration | None = None,
     registry_options: RegistryOptions | None = None,
     blob_cache: str | os.PathLike[str] | None = None,
+    rootless: bool = False,
 ) -> PullResult:
     """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`.
 
@@ -79,6 +92,8 @@ def pull(
     With `load`, the image is recorded as `docker load` records it (see LoadRegistration).
     `registry_options` (mirrors, TLS, credentials, retries) apply to the default registry source.
     A `blob_cache` directory keeps the blobs for the next pulls, into this or any other root.
+    Without root, what cannot be written is recorded per layer (see layers/unprivileged.py);
+    `rootless` marks opaque dirs with user.overlay.opaque, as overlayfs with userxattr reads them.
     """
     check_not_owned(root, force)
     ref = reference if isinstance(reference, Reference) else parse_reference(reference)
@@ -92,7 +107,8 @@ def pull(
     if blob_cache is not None:
         opened = CachingSource(opened, BlobCache(blob_cache))
     try:
-        return _pull(ref, opened, store, report, concurrency, max_expansion, load)
+        options = _LayerOptions(max_expansion, ROOTLESS_OPAQUE_XATTR if rootless else OPAQUE_XATTR)
+        return _pull(ref, opened, store, report, concurrency, options, load)
     except BaseException:
         store.layout.remove_empty_staging()
         raise
@@ -107,7 +123,7 @@ def _pull(
     store: DockerStore,
     report: Reporter,
     concurrency: int,
-    max_expansion: int,
+    options: _LayerOptions,
     load: LoadRegistration | None = None,
 ) -> PullResult:
     report.pulling(ref)
@@ -136,7 +152,7 @@ def _pull(
         report.layer(image.layers[i].digest, "Already exists")
     staged: dict[str, StagedLayer] = {}
     try:
-        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency, max_expansion)
+        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency, options)
         with store.lock(), _interrupts_deferred():
             _register(image, store, plan, config.diff_ids, chains, staged, results, report, load is None)
             store.images.put(image.config_bytes)
@@ -145,7 +161,12 @@ def _pull(
         for layer in staged.values():
             store.discard(layer)
     report.done(ref, image.manifest_digest, downloaded=True)
-    return PullResult(ref, image_id, image.manifest_digest, downloaded=True)
+    unwritten = [r.unwritable.counts() for r in results.values() if r.unwritable is not None]
+    unwritten = [counts for counts in unwritten if any(counts.values())]
+    return PullResult(
+        ref, image_id, image.manifest_digest, downloaded=True,
+        unwritten=sum(unwritten, Counter()), unwritten_layers=len(unwritten),
+    )
 
 
 def _plan(
@@ -174,7 +195,7 @@ def _download(
     staged: dict[str, StagedLayer],
     report: Reporter,
     concurrency: int,
-    max_expansion: int,
+    options: _LayerOptions,
 ) -> dict[str, LayerResult]:
     """Download, verify and extract every needed blob once, several at a time.
 
@@ -197,9 +218,12 @@ def _download(
                 str(layer.diff),
                 str(layer.tar_split),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
-                max_output=expansion_limit(desc.size, max_expansion),
+                max_output=expansion_limit(desc.size, options.max_expansion),
                 file_reads=getattr(blob, "file_reads", False),
+                opaque_xattr=options.opaque_xattr,
             )
+        if result.unwritable is not None and any(result.unwritable.counts().values()):
+            write_file(layer.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
         if result.diff_id != diff_ids[position]:
             raise ManifestError(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"

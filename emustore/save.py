@@ -82,12 +82,12 @@ def find_images(store: DockerStore, names: list[str]) -> list[SavedImage]:
             add(_image_id(store, name), None)
             continue
         keys = repos.get(ref.familiar_name, {})
-        if ref.tag is None and ref.digest is None:
-            tagged = sorted(key for key in keys if "@" not in key)
-            if not tagged and not keys:
-                add(_image_id(store, name), None)
-            for key in tagged:
-                add(keys[key], parse_reference(key))
+        if ref.familiar_name == "sha256" or (ref.tag is None and ref.digest is None and not keys):
+            add(_image_id(store, name), None)
+            continue
+        if ref.tag is None and ref.digest is None:  # every reference of the repository
+            for key in sorted(keys):
+                add(keys[key], None if "@" in key else parse_reference(key))
             continue
         key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
         if key not in keys:

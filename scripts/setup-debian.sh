@@ -10,6 +10,9 @@ declare -A want=(
   [busybox-static]=/bin/busybox
   [chromium]=/usr/bin/chromium
   [tmux]=/usr/bin/tmux
+  [time]=/usr/bin/time
+  [curl]=/usr/bin/curl
+  [zstd]=/usr/bin/zstd
 )
 missing=()
 for pkg in "${!want[@]}"; do

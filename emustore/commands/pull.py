@@ -11,7 +11,8 @@ from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
 from emustore.load import pull_from
 from emustore.platform import parse_platform
-from emustore.pull import DEFAULT_CONCURRENCY, pull
+from emustore.layers.unprivileged import warning_line
+from emustore.pull import DEFAULT_CONCURRENCY, PullResult, pull
 from emustore.reference import parse_reference
 from emustore.registry.options import add_registry_arguments, options_from_args
 
@@ -32,6 +33,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="refuse a layer decompressing to more than RATIO times its blob size and over 1 GiB "
         "(default %d; 0: no limit)" % MAX_EXPANSION,
     )
+    p.add_argument(
+        "--rootless", action="store_true",
+        help="mark opaque dirs with user.overlay.opaque (overlayfs userxattr, as rootless dockerd mounts) "
+        "instead of trusted.overlay.opaque",
+    )
     add_registry_arguments(p)
     p.add_argument(
         "--from", dest="source", metavar="TRANSPORT:PATH",
@@ -46,15 +52,24 @@ def run(args: argparse.Namespace) -> int:
     reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
     if not args.quiet and given.tag is None and given.digest is None:
         print("Using default tag: latest", flush=True)
-    common = dict(reporter=reporter, concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion)
+    common = dict(
+        reporter=reporter, concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion,
+        rootless=args.rootless,
+    )
     if args.source:
         if args.blob_cache:
             raise ManifestError("--blob-cache applies to registry pulls, not to --from")
         platform = parse_platform(args.platform) if args.platform else None
-        pull_from(args.source, parse_reference(args.reference), args.root, platform=platform, **common)
+        _warn_unwritten(pull_from(args.source, parse_reference(args.reference), args.root, platform=platform, **common))
         return 0
-    pull(
+    _warn_unwritten(pull(
         parse_reference(args.reference), args.root, platform=args.platform,
         registry_options=options_from_args(args), blob_cache=args.blob_cache, **common,
-    )
+    ))
     return 0
+
+
+def _warn_unwritten(result: PullResult) -> None:
+    """The one warning of a pull without root (what it could not write, and where that is recorded)."""
+    if result.unwritten_layers:
+        print("emustore: " + warning_line(result.unwritten, result.unwritten_layers), file=sys.stderr)

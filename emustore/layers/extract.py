@@ -20,6 +20,7 @@ from emustore.errors import LayerError
 from emustore.layers.gopath import go_base, go_clean, go_dir
 from emustore.layers.rootfs import RootedPaths
 from emustore.layers.tarstream import TarHeader
+from emustore.layers.unprivileged import Unwritable
 
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
@@ -46,11 +47,17 @@ def _show(name: bytes) -> str:
 
 
 class Extractor:
-    """Writes one layer's members into `diff_dir`; call `finish()` after the last member."""
+    """Writes one layer's members into `diff_dir`; call `finish()` after the last member.
 
-    def __init__(self, diff_dir: str) -> None:
+    Without root, what cannot be written (owners, devices, privileged xattrs) is skipped and
+    collected in `unwritable`; directory modes are then applied last so that children fit."""
+
+    def __init__(self, diff_dir: str, opaque_xattr: str = OPAQUE_XATTR) -> None:
         self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
+        self.opaque_xattr = opaque_xattr
+        self.unwritable = Unwritable() if os.geteuid() != 0 else None
         self._dirs: list[tuple[bytes, int | None, int]] = []
+        self._modes: list[tuple[bytes, int]] = []  # directory modes deferred without root
         self._parents: set[bytes] = set()  # parents seen to exist since the last removal
 
     def apply(self, hdr: TarHeader, data: Iterable[memoryview]) -> None:
@@ -90,13 +97,22 @@ class Extractor:
                 self._remove_all(path, is_dir)
         base = go_base(name)
         if base == OPAQUE_MARKER:
-            xattr.setxattr(self.paths.real(go_dir(name), follow_last=True), OPAQUE_XATTR, b"y")
+            self._setxattr(self.paths.real(go_dir(name), follow_last=True), go_dir(name), self.opaque_xattr, b"y", False)
             return
         if base.startswith(WHITEOUT_PREFIX):
             hidden = go_clean(go_dir(name) + b"/" + base[len(WHITEOUT_PREFIX) :])
             target = self.paths.real(hidden, follow_last=False)
-            os.mknod(target, stat.S_IFCHR, 0)
-            os.lchown(target, hdr.uid, hdr.gid)
+            try:
+                os.mknod(target, stat.S_IFCHR, 0)
+            except PermissionError:
+                if self.unwritable is None:
+                    raise
+                self.unwritable.whiteouts.append(_show(hidden))
+                return
+            self._chown(target, hidden, hdr.uid, hdr.gid)
+            return
+        if self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK):
+            self.unwritable.device(name, chr(hdr.typeflag), hdr.devmajor, hdr.devminor, hdr.mode & 0o7777)
             return
         self._create(path, hdr, data)
         self._set_metadata(path, hdr)
@@ -133,13 +149,9 @@ class Extractor:
 
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""
-        os.lchown(path, hdr.uid, hdr.gid)
+        self._chown(path, hdr.name, hdr.uid, hdr.gid)
         for key, value in hdr.xattrs.items():
-            try:
-                xattr.setxattr(path, key.decode("utf-8", "surrogateescape"), value, symlink=True)
-            except OSError as exc:
-                if exc.errno not in _IGNORED_XATTR_ERRORS:
-                    raise
+            self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
         kind = hdr.typeflag
         if kind == SYMLINK:
             atime = max(hdr.atime_ns if hdr.atime_ns is not None else hdr.mtime_ns, hdr.mtime_ns)
@@ -148,9 +160,34 @@ class Extractor:
             return
         if kind == LINK and self._link_target_is_symlink(hdr.linkname):
             return
-        os.chmod(path, hdr.mode & 0o7777)
+        if kind == DIR and self.unwritable is not None:
+            os.chmod(path, hdr.mode & 0o7777 | 0o700)  # writable for its children until finish()
+            self._modes.append((hdr.name, hdr.mode & 0o7777))
+        else:
+            os.chmod(path, hdr.mode & 0o7777)
         atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
         os.utime(path, ns=(_clamp(atime), _clamp(hdr.mtime_ns)))
+
+    def _chown(self, path: bytes, name: bytes | None, uid: int, gid: int) -> None:
+        """lchown, or without root record the owner (`name` None: an implicit dir, not recorded)."""
+        if self.unwritable is None:
+            os.lchown(path, uid, gid)
+        elif name is not None:
+            self.unwritable.owner(name, uid, gid)
+
+    def _setxattr(self, path: bytes, name: bytes, key: str, value: bytes, ignore: bool) -> None:
+        """Set one xattr; EPERM/ENOTSUP are ignored when `ignore` (as dockerd does) but recorded
+        without root, and an opaque marker refused without root is recorded instead of failing."""
+        try:
+            xattr.setxattr(path, key, value, symlink=True)
+        except OSError as exc:
+            if self.unwritable is not None and exc.errno == errno.EPERM:
+                if ignore:
+                    self.unwritable.xattr(name, key)
+                else:
+                    self.unwritable.opaque.append(_show(name))
+            elif not ignore or exc.errno not in _IGNORED_XATTR_ERRORS:
+                raise
 
     def _link_target_is_symlink(self, linkname: bytes) -> bool:
         try:
@@ -170,7 +207,7 @@ class Extractor:
                 st = os.stat(real)
             except FileNotFoundError:
                 os.mkdir(real, 0o755)
-                os.lchown(real, 0, 0)
+                self._chown(real, None, 0, 0)
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), real)
@@ -191,3 +228,5 @@ class Extractor:
                 os.utime(path, ns=(_clamp(atime if atime is not None else -1), _clamp(mtime)))
             except OSError as exc:
                 raise LayerError("failed to register layer: %s: %s" % (_show(name), exc.strerror)) from None
+        for name, mode in reversed(self._modes):
+            os.chmod(self.paths.real(go_clean(name), follow_last=True), mode)

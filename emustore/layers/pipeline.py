@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from emustore.errors import DigestMismatch, LayerError
 from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_read_cuts
-from emustore.layers.extract import Extractor
+from emustore.layers.extract import OPAQUE_XATTR, Extractor
 from emustore.layers.prefetch import Prefetched
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
 from emustore.layers.tarstream import ByteStream, TarReader
+from emustore.layers.unprivileged import Unwritable
 
 MAX_EXPANSION = 1100  # gzip cannot exceed ~1032:1; more is a bomb (or a zstd/bzip2 extreme)
 MIN_EXPANSION_LIMIT = 1 << 30
@@ -37,6 +38,7 @@ class LayerResult:
     compression: str
     diff_id: str
     size: int
+    unwritable: Unwritable | None = None  # without root: what could not be written as the layer says
 
 
 def unpack_layer(
@@ -47,11 +49,13 @@ def unpack_layer(
     on_bytes: Callable[[int], None] | None = None,
     max_output: int | None = None,
     file_reads: bool = False,
+    opaque_xattr: str = OPAQUE_XATTR,
 ) -> LayerResult:
     """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
 
     `max_output` caps the decompressed bytes (see expansion_limit); None means unlimited.
-    `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts."""
+    `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts.
+    `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout)."""
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -66,7 +70,9 @@ def unpack_layer(
 
     source = hashed()
     try:
-        return _unpack(source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads)
+        return _unpack(
+            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads, opaque_xattr
+        )
     except LayerError:
         for _ in source:  # a corrupt download explains a broken layer better: check the digest
             pass
@@ -91,6 +97,7 @@ def _unpack(
     tar_split_path: str,
     max_output: int | None,
     file_reads: bool = False,
+    opaque_xattr: str = OPAQUE_XATTR,
 ) -> LayerResult:
     decompressed = Decompressed(source, max_output)
     diff_hash = hashlib.sha256()
@@ -98,7 +105,7 @@ def _unpack(
     stream = ByteStream(iter(ahead), _ignore)
     with closing(ahead), open(tar_split_path, "wb") as out:
         packer = TarSplitPacker(out)
-        extractor = Extractor(diff_dir)
+        extractor = Extractor(diff_dir, opaque_xattr)
         _disassemble(TarReader(stream), packer, extractor)
         trailing = 0
         rest = stream.rest(READ_WINDOW)
@@ -118,6 +125,7 @@ def _unpack(
         compression=decompressed.kind,
         diff_id="sha256:" + diff_hash.hexdigest(),
         size=layer_size(diff_dir),
+        unwritable=extractor.unwritable,
     )
 
 

@@ -130,13 +130,11 @@ class DockerArchiveImage:
         named = _BLOB_PATH.fullmatch(name)
         if named:
             return "sha256:" + named.group(1)
+        if sniff(self.files.head(name)) == PLAIN:
+            return diff_id
+        digest = hashlib.sha256()
         with self.files.open(name) as stream:
-            chunks = stream.iter_chunks()
-            head = next(chunks, b"")
-            if sniff(head[:6]) == PLAIN:
-                return diff_id
-            digest = hashlib.sha256(head)
-            for chunk in chunks:
+            for chunk in stream.iter_chunks():
                 digest.update(chunk)
         return "sha256:" + digest.hexdigest()
 

@@ -29,6 +29,7 @@ READ_SIZE = 1 << 20
 SMALL_MEMBER = 1 << 16  # members this small are kept in memory by the indexing pass
 SMALL_TOTAL = 32 << 20
 MAX_LINK_DEPTH = 16
+HEAD_SIZE = 6
 
 
 class FileStream:
@@ -52,6 +53,10 @@ class Files(Protocol):
     def exists(self, name: str) -> bool: ...
 
     def size(self, name: str) -> int: ...
+
+    def head(self, name: str) -> bytes:
+        """The first HEAD_SIZE bytes (enough to sniff a compression)."""
+        ...
 
     def read(self, name: str, limit: int) -> bytes: ...
 
@@ -104,6 +109,11 @@ class DirFiles:
             raise ManifestError(f"{self.label}: {name} is not a regular file")
         return st
 
+    def head(self, name: str) -> bytes:
+        self._stat(name)
+        with self._path(name).open("rb") as handle:
+            return handle.read(HEAD_SIZE)
+
     def read(self, name: str, limit: int) -> bytes:
         if self._stat(name).st_size > limit:
             raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
@@ -138,6 +148,7 @@ class TarFiles:
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._members: dict[str, _Member] = {}
         self._small: dict[str, bytes] = {}
+        self._heads: dict[str, bytes] = {}
         try:
             self._index()
         except BaseException:
@@ -160,11 +171,15 @@ class TarFiles:
                     elif not info.isfile():
                         continue
                     self._members[name] = _Member(name, info.size, info.offset_data, link)
-                    if self.compression != PLAIN and link is None and info.size <= SMALL_MEMBER and kept < SMALL_TOTAL:
-                        handle = tar.extractfile(info)
-                        assert handle is not None
+                    if self.compression == PLAIN or link is not None:
+                        continue
+                    handle = tar.extractfile(info)
+                    assert handle is not None
+                    if info.size <= SMALL_MEMBER and kept < SMALL_TOTAL:
                         self._small[name] = handle.read()
                         kept += info.size
+                    else:
+                        self._heads[name] = handle.read(HEAD_SIZE)
         except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as exc:
             raise ManifestError(f"{self.label}: not a readable tar archive ({exc})") from None
         if not self._members:
@@ -207,6 +222,12 @@ class TarFiles:
     def size(self, name: str) -> int:
         return self._member(name).size
 
+    def head(self, name: str) -> bytes:
+        member = self._member(name)
+        if self.compression == PLAIN:
+            return os.pread(self._fd, min(HEAD_SIZE, member.size), member.offset)
+        return self._small.get(member.name, b"")[:HEAD_SIZE] or self._heads.get(member.name, b"")
+
     def read(self, name: str, limit: int) -> bytes:
         member = self._member(name)
         if member.size > limit:
@@ -221,6 +242,9 @@ class TarFiles:
         member = self._member(name)
         if self.compression == PLAIN:
             yield FileStream(member.size, self._pread(member))
+            return
+        if member.name in self._small:
+            yield FileStream(member.size, iter([self._small[member.name]]))
             return
         with self._stream() as tar:
             yield FileStream(member.size, self._streamed(tar, member))

@@ -2,16 +2,21 @@
 
 Containers are matched by the tokens treecompare gives their layerdb mounts (`M<n>:<parent>`,
 creation order per image); in config.v2.json the id, hostname, Created time and (optionally)
-generated names are replaced, the rest is compared byte for byte, field order included.
+generated names are replaced and Config.Env is sorted (the docker CLI passes -e values in an
+order that varies from run to run); the rest is compared byte for byte, field order included.
+Overlay's `trusted.overlay.uuid` on a container layer's diff/ (set by the kernel when dockerd
+mounts it, random) is not compared.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from tests.support.treecompare import Node, _walk, diff_nodes, diff_trees, read_id_map
+from emustore.gojson import go_json
+from tests.support.treecompare import Node, _walk, diff_nodes, normalized_tree, read_id_map
 
 _CREATED = re.compile(rb'"Created":"[^"]*"')
 _NAME = re.compile(rb'"Name":"/[^"]*"')
@@ -21,6 +26,13 @@ def normalise_config(data: bytes, container_id: str, names: bool) -> bytes:
     """config.v2.json/hostconfig.json bytes without the id, hostname, creation time (and name)."""
     data = data.replace(container_id.encode(), b"<ID>").replace(container_id[:12].encode(), b"<HOSTNAME>")
     data = _CREATED.sub(b'"Created":"<TIME>"', data)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("Config"), dict) and isinstance(doc["Config"].get("Env"), list):
+        doc["Config"]["Env"] = sorted(doc["Config"]["Env"])
+        data = go_json(doc).encode() + data[len(data.rstrip()):]
     return _NAME.sub(b'"Name":"<NAME>"', data) if names else data
 
 
@@ -47,7 +59,14 @@ def container_nodes(root: Path, names: bool = False) -> dict[str, Node]:
 
 def diff_roots_with_containers(a_root: Path, b_root: Path, names: bool = False, **opts: Any) -> list[str]:
     """treecompare's differences plus those of containers/ (see `normalise_config`)."""
-    return diff_trees(a_root, b_root, **opts) + diff_nodes(container_nodes(a_root, names), container_nodes(b_root, names))
+    trees = [_without_mount_uuid(normalized_tree(root, **opts)) for root in (a_root, b_root)]
+    return diff_nodes(*trees) + diff_nodes(container_nodes(a_root, names), container_nodes(b_root, names))
 
 
-__all__ = ["container_nodes", "diff_roots_with_containers", "normalise_config"]
+def _without_mount_uuid(nodes: dict[str, Node]) -> dict[str, Node]:
+    for path, node in nodes.items():
+        if re.fullmatch(r"overlay2/R:[^/]+/diff", path):
+            nodes[path] = node._replace(xattrs=tuple(x for x in node.xattrs if x[0] != "trusted.overlay.uuid"))
+    return nodes
+
+

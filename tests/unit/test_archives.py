@@ -4,6 +4,7 @@ archives, `pull --from`, bad input, and the reads dockerd's load cuts a plain la
 from __future__ import annotations
 
 import gzip
+import io
 import hashlib
 import json
 import subprocess
@@ -166,3 +167,22 @@ def test_file_read_cuts_follow_bufio_then_direct_reads() -> None:
     assert cuts == [100, 1 << 20, 8 * window + 10]
     aligned = [len(c) for c in file_read_cuts(iter([b"x" * window] * 3), window * 5)]
     assert aligned == [3 * window]
+
+
+def test_docker_archive_with_compressed_layer_members(loaded: dict[str, Path], tmp_path: Path) -> None:
+    """Layer tars may be compressed (dockerd sniffs them): their digests are computed, not assumed."""
+    image = sample_image()
+    archive = tmp_path / "hand.tar"
+    config = image.config_bytes()
+    with tarfile.open(archive, "w") as tf:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        add("config.json", config)
+        for i, layer in enumerate(image.layers):
+            add(f"l{i}/layer.tar", layer.blob)
+        add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [TAG], "Layers": [f"l{i}/layer.tar" for i in range(len(image.layers))]}]).encode())
+    list(load(archive, tmp_path / "root"))
+    assert diff_trees(loaded["root"], tmp_path / "root") == []

@@ -75,8 +75,6 @@ def merged_config(options: CreateOptions, image_config: dict[str, Any], hostname
     config.update({"Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": env, "Cmd": cmd})
     if image_config.get("Healthcheck") is not None:
         config["Healthcheck"] = image_config["Healthcheck"]
-    if not options.cmd and options.entrypoint is None and image_config.get("ArgsEscaped"):
-        config["ArgsEscaped"] = True
     config.update(
         {
             "Image": options.image_text,
@@ -159,7 +157,7 @@ def container_docs(
     options: CreateOptions, container_id: str, created_ns: int, name: str, image_id: str,
     image_config: dict[str, Any],
 ) -> ContainerDocs:
-    """The bytes of config.v2.json and hostconfig.json (Go JSON, no trailing newline)."""
+    """The bytes of config.v2.json and hostconfig.json (Go JSON and a newline, as json.Encoder writes)."""
     config = merged_config(options, image_config, container_id[:12])
     doc = config_v2(container_id, rfc3339nano(created_ns), name, options.name is not None, image_id, config)
-    return ContainerDocs(go_json(doc).encode(), go_json(host_config()).encode())
+    return ContainerDocs((go_json(doc) + "\n").encode(), (go_json(host_config()) + "\n").encode())

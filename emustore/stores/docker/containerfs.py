@@ -113,12 +113,28 @@ class LayerStack:
                 continue
             found = self.lookup(sub)
             if found is None:
-                os.mkdir(target, 0o755)
-                os.chmod(target, 0o755)
+                self.make_dir(sub)
             elif stat.S_ISDIR(found.lstat().st_mode):
                 copy_up_dir(found, target)
             else:
                 raise ContainerPathError("not a directory in the container: /%s" % sub)
+
+    def make_dir(self, rel: PurePosixPath) -> None:
+        """A new 0755 dir (owner root); over a whiteout it is opaque, as overlayfs makes it."""
+        target = self.upper / rel
+        over_whiteout = os.path.lexists(target)
+        if over_whiteout:
+            os.unlink(target)
+        os.mkdir(target, 0o755)
+        os.chmod(target, 0o755)
+        if over_whiteout:
+            os.setxattr(target, OPAQUE_XATTR, b"y", follow_symlinks=False)
+
+    def clear_whiteout(self, rel: PurePosixPath) -> None:
+        """Drop a whiteout at rel in the upper dir before a file or link takes its place."""
+        target = self.upper / rel
+        if os.path.lexists(target) and _is_whiteout(target.lstat()):
+            os.unlink(target)
 
     def add(self, source: Path, rel: PurePosixPath) -> None:
         """Copy a host file, symlink or directory tree to `rel` in the upper dir (owner root)."""
@@ -130,8 +146,8 @@ class LayerStack:
             os.unlink(target)
         _copy_tree(source, target)
 
-    def whiteout(self, rel: PurePosixPath) -> None:
-        """Delete `rel` from the merged view: drop the upper copy, mask lower ones with 0/0."""
+    def remove(self, rel: PurePosixPath) -> None:
+        """Delete `rel` from the merged view: drop the upper copy, mask lower ones with a 0/0 whiteout."""
         if str(rel) == "." or self.lookup(rel) is None:
             raise ContainerPathError("No such file or directory in the container: /%s" % rel)
         target = self.upper / rel
@@ -177,17 +193,28 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 
 def write_init_layer(stack: LayerStack) -> None:
-    """dockerd's init layer into stack.upper: each INIT_PATHS entry the image lacks (files 0755, empty)."""
+    """dockerd's init layer into stack.upper (daemon/initlayer, observed in docs/container-format.md).
+
+    For each INIT_PATHS entry: every non-directory on the way (the entry included) is unlinked;
+    then, unless a directory is there, missing parents are made (0755) and the entry is created
+    (dirs 0755, empty files 0755, the mtab symlink), all owned by root.
+    """
     for path, kind in INIT_PATHS:
         rel = clean(path)
-        if stack.lookup(rel) is not None:
+        for depth in range(1, len(rel.parts) + 1):
+            sub = PurePosixPath(*rel.parts[:depth])
+            found = stack.lookup(sub)
+            if found is not None and not stat.S_ISDIR(found.lstat().st_mode):
+                stack.remove(sub)
+        if stack.is_dir(rel):
             continue
         stack.ensure_parents(rel)
-        target = stack.upper / rel
         if kind == "dir":
-            os.mkdir(target, 0o755)
-            os.chmod(target, 0o755)
-        elif kind == "file":
+            stack.make_dir(rel)
+            continue
+        stack.clear_whiteout(rel)
+        target = stack.upper / rel
+        if kind == "file":
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
             os.fchmod(fd, 0o755)
             os.close(fd)

@@ -240,7 +240,7 @@ class ContainerStore:
             for source, destination in additions:
                 stack.add(source, self.destination(stack, source, destination))
             for path in deletions:
-                stack.whiteout(clean(path))
+                stack.remove(clean(path))
 
     @staticmethod
     def destination(stack: LayerStack, source: Path, destination: str) -> PurePosixPath:

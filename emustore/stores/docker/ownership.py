@@ -52,12 +52,15 @@ def _dockerd_data_roots() -> Iterator[tuple[int, str, str]]:
             continue
         try:
             argv = [os.fsdecode(a) for a in Path(entry.path, "cmdline").read_bytes().split(b"\0")[:-1]]
-            cwd = os.readlink(os.path.join(entry.path, "cwd"))
         except OSError:
             continue
         if not argv or os.path.basename(argv[0]) != "dockerd":
             continue
         pid = int(entry.name)
+        try:
+            cwd = os.readlink(os.path.join(entry.path, "cwd"))
+        except OSError:  # another user's process: relative paths are resolved from /
+            cwd = "/"
         value = _flag(argv, _ROOT_FLAGS)
         source = "/proc/%d/cmdline" % pid
         if value is None:
