@@ -8,6 +8,7 @@ Timeouts and retries are shortened through RegistryOptions so that stalls end in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -19,16 +20,18 @@ from pathlib import Path
 import pytest
 
 from emustore.errors import EmustoreError
+from emustore.layers import pipeline
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
 from tests.integration.test_pull_cli import emustore, snapshot
 from tests.support.consistency import check_root
-from tests.support.faults import Fault, FaultProxy, Rule
+from tests.support.faults import Fault, FaultProxy, Rule, gzip_bomb
 from tests.support.figures import record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image, compress
 from tests.support.pushclient import PushClient, sha256_digest
 from tests.support.registry import RegistryServer, free_port
+from tests.support.tarlayer import Header
 
 pytestmark = pytest.mark.registry
 FAST = RegistryOptions(timeout=2.0, retry=RetryPolicy(attempts=3, base_delay=0.1, max_delay=0.5, budget=20.0))
@@ -185,6 +188,21 @@ def test_diff_id_that_does_not_match_the_config(registry: RegistryServer, root: 
                          "rootfs": {"type": "layers", "diff_ids": [sha256_digest(claimed)]}}).encode()
     reference = _push_raw(registry, "faults/diffid", config, [compress(real, "gzip")])
     _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "don't match image configuration")
+
+
+def test_gzip_bomb_is_refused_by_pull(registry: RegistryServer, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MiB of zeros in a 64 KiB blob, pulled with --max-expansion 100 (floor lowered to 1 MiB)."""
+    size = 64 << 20
+    blob = gzip_bomb(size)
+    tar_hash = hashlib.sha256(Header(b"bomb", size=size).encode())
+    for _ in range(size >> 20):
+        tar_hash.update(bytes(1 << 20))
+    tar_hash.update(bytes(1024))
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + tar_hash.hexdigest()]}}).encode()
+    reference = _push_raw(registry, "faults/bomb", config, [blob])
+    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100), "expands beyond %d bytes" % (100 * len(blob)))
 
 
 @pytest.fixture

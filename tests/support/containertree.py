@@ -4,8 +4,8 @@ Containers are matched by the tokens treecompare gives their layerdb mounts (`M<
 creation order per image); in config.v2.json the id, hostname, Created time and (optionally)
 generated names are replaced and Config.Env is sorted (the docker CLI passes -e values in an
 order that varies from run to run); the rest is compared byte for byte, field order included.
-Overlay's `trusted.overlay.uuid` on a container layer's diff/ (set by the kernel when dockerd
-mounts it, random) is not compared.
+The xattrs the kernel's overlayfs writes when dockerd mounts a container's layers (MOUNT_XATTRS:
+a random uuid, lower-inode file handles, the impure mark) are not compared on those layers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from emustore.gojson import go_json
 from tests.support.treecompare import Node, _walk, diff_nodes, normalized_tree, read_id_map
 
+MOUNT_XATTRS = frozenset({"trusted.overlay.uuid", "trusted.overlay.origin", "trusted.overlay.impure"})
 _CREATED = re.compile(rb'"Created":"[^"]*"')
 _NAME = re.compile(rb'"Name":"/[^"]*"')
 
@@ -59,14 +60,14 @@ def container_nodes(root: Path, names: bool = False) -> dict[str, Node]:
 
 def diff_roots_with_containers(a_root: Path, b_root: Path, names: bool = False, **opts: Any) -> list[str]:
     """treecompare's differences plus those of containers/ (see `normalise_config`)."""
-    trees = [_without_mount_uuid(normalized_tree(root, **opts)) for root in (a_root, b_root)]
+    trees = [_without_mount_xattrs(normalized_tree(root, **opts)) for root in (a_root, b_root)]
     return diff_nodes(*trees) + diff_nodes(container_nodes(a_root, names), container_nodes(b_root, names))
 
 
-def _without_mount_uuid(nodes: dict[str, Node]) -> dict[str, Node]:
+def _without_mount_xattrs(nodes: dict[str, Node]) -> dict[str, Node]:
     for path, node in nodes.items():
-        if re.fullmatch(r"overlay2/R:[^/]+/diff", path):
-            nodes[path] = node._replace(xattrs=tuple(x for x in node.xattrs if x[0] != "trusted.overlay.uuid"))
+        if path.startswith("overlay2/R:"):
+            nodes[path] = node._replace(xattrs=tuple(x for x in node.xattrs if x[0] not in MOUNT_XATTRS))
     return nodes
 
 

@@ -14,9 +14,12 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.tarlayer import BLOCK, Header
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,15 @@ def pull_process(reference: str, root: str, *extra: str, **popen: object) -> "su
         text=True,
         **popen,
     )
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip layer: one file of `size` zero bytes (about 1000:1), built without holding it."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [z.compress(Header(b"bomb", size=size).encode())]
+    zeros = bytes(1 << 20)
+    for _ in range(size // len(zeros)):
+        out.append(z.compress(zeros))
+    out.append(z.compress(bytes(2 * BLOCK)))
+    out.append(z.flush())
+    return b"".join(out)

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from emustore.errors import LayerError
 from emustore.layers import pipeline
 from emustore.layers.pipeline import expansion_limit, unpack_layer
+from tests.support.faults import gzip_bomb
 from tests.support.figures import record
 from tests.support.tarlayer import BLOCK, Header, LayerBuilder, pax_records
 
@@ -202,21 +202,8 @@ def test_endless_headers_stop_at_the_expansion_limit(sandbox: Path) -> None:
     assert error is not None and "expands beyond" in str(error)
 
 
-def _gzip_bomb(size: int) -> bytes:
-    """A one-file layer of `size` zero bytes, gzip-compressed (about 1000:1)."""
-    head = Header(b"bomb", size=size).encode()
-    z = zlib.compressobj(9, zlib.DEFLATED, 31)
-    out = [z.compress(head)]
-    zeros = bytes(1 << 20)
-    for _ in range(size // len(zeros)):
-        out.append(z.compress(zeros))
-    out.append(z.compress(bytes(2 * BLOCK)))
-    out.append(z.flush())
-    return b"".join(out)
-
-
 def test_gzip_bomb_is_refused(sandbox: Path) -> None:
-    blob = _gzip_bomb(256 << 20)
+    blob = gzip_bomb(256 << 20)
     assert len(blob) < 300 << 10
     error = _apply(sandbox, blob, max_output=32 << 20)
     assert error is not None and "expands beyond %d bytes" % (32 << 20) in str(error)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from emustore.errors import EmustoreError
 from emustore.gojson import go_json, sorted_map
 from emustore.stores.docker.goconfig import ZERO_TIME
 
@@ -50,17 +51,29 @@ def _env_key(entry: str) -> str:
     return entry.split("=", 1)[0]
 
 
-def merged_config(options: CreateOptions, image_config: dict[str, Any], hostname: str) -> dict[str, Any]:
-    """container.Config after dockerd merges the image's config into the CLI's (daemon merge rules)."""
-    user_env = list(options.env)
-    keys = {_env_key(e) for e in user_env}
-    env = user_env + [e for e in image_config.get("Env") or [] if _env_key(e) not in keys]
+class NoCommand(EmustoreError):
+    """Neither the image nor the options give a command to run."""
+
+
+def command_of(options: CreateOptions, image_config: dict[str, Any]) -> tuple[list[str] | None, list[str] | None]:
+    """(Entrypoint, Cmd) after the merge: --entrypoint drops the image's Cmd too."""
     if options.entrypoint is not None:
         entrypoint = [options.entrypoint] if options.entrypoint else None
         cmd: list[str] | None = list(options.cmd) or None
     else:
         entrypoint = image_config.get("Entrypoint")
         cmd = list(options.cmd) if options.cmd else image_config.get("Cmd")
+    if not entrypoint and not cmd:
+        raise NoCommand("No command specified")
+    return entrypoint, cmd
+
+
+def merged_config(options: CreateOptions, image_config: dict[str, Any], hostname: str) -> dict[str, Any]:
+    """container.Config after dockerd merges the image's config into the CLI's (daemon merge rules)."""
+    user_env = list(options.env)
+    keys = {_env_key(e) for e in user_env}
+    env = user_env + [e for e in image_config.get("Env") or [] if _env_key(e) not in keys]
+    entrypoint, cmd = command_of(options, image_config)
     labels = dict(image_config.get("Labels") or {})
     config: dict[str, Any] = {
         "Hostname": hostname,

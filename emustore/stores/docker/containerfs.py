@@ -137,14 +137,17 @@ class LayerStack:
             os.unlink(target)
 
     def add(self, source: Path, rel: PurePosixPath) -> None:
-        """Copy a host file, symlink or directory tree to `rel` in the upper dir (owner root)."""
+        """Copy a host file, symlink or directory tree to `rel` in the upper dir, as `docker cp` extracts it.
+
+    Modes, times and owners come from the host (the CLI's tar carries them; dockerd chowns)."""
         self.ensure_parents(rel)
         target = self.upper / rel
         if target.is_dir() and not target.is_symlink() and not source.is_dir():
             raise ContainerPathError("cannot overwrite directory /%s with a file" % rel)
-        if not target.is_dir() and os.path.lexists(target):
-            os.unlink(target)
+        over_whiteout = os.path.lexists(target) and _is_whiteout(target.lstat())
         _copy_tree(source, target)
+        if over_whiteout and target.is_dir() and not target.is_symlink():
+            os.setxattr(target, OPAQUE_XATTR, b"y", follow_symlinks=False)
 
     def remove(self, rel: PurePosixPath) -> None:
         """Delete `rel` from the merged view: drop the upper copy, mask lower ones with a 0/0 whiteout."""
@@ -174,7 +177,13 @@ def copy_up_dir(lower: Path, target: Path) -> None:
 
 
 def _copy_tree(source: Path, target: Path) -> None:
+    """Copy `source` to `target`, merging into an existing dir and replacing anything else."""
     st = source.lstat()
+    if os.path.lexists(target) and not (stat.S_ISDIR(st.st_mode) and target.is_dir() and not target.is_symlink()):
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            os.unlink(target)
     if stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(source), target)
     elif stat.S_ISDIR(st.st_mode):
@@ -188,7 +197,7 @@ def _copy_tree(source: Path, target: Path) -> None:
         os.chmod(target, stat.S_IMODE(st.st_mode))
     else:
         raise ContainerPathError("only files, directories and symlinks can be copied: %s" % source)
-    os.lchown(target, 0, 0)
+    os.lchown(target, st.st_uid, st.st_gid)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 

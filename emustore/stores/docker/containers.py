@@ -22,7 +22,7 @@ from typing import Any
 from emustore.errors import EmustoreError
 from emustore.fsutil import ensure_dir, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
-from emustore.stores.docker.containerconfig import CreateOptions, container_docs
+from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
 from emustore.stores.docker.containerfs import LayerStack, clean, write_init_layer
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
@@ -131,6 +131,7 @@ class ContainerStore:
             raise ContainerConflict("image %s declares volumes; containers with volumes are not supported" % options.image_text)
         if not image.top_chain_id:
             raise ContainerConflict("image %s has no layers" % options.image_text)
+        command_of(options, config)
         name = check_name(options.name) if options.name is not None else None
         container_id = new_cache_id()
         mount_id = new_cache_id()
