@@ -26,6 +26,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="delete PATH in the container's layer (an overlay whiteout)",
     )
     add_root_argument(p)
+    p._option_string_actions["--root"].required = False  # may also come last: see trailing_root
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
     p.set_defaults(func=run)
@@ -54,16 +55,28 @@ def file_pairs(specs: list[str]) -> list[tuple[Path, str]]:
     return pairs
 
 
+def trailing_root(command: list[str], root: str | None) -> tuple[list[str], str | None]:
+    """A `--root DIR` (or `--root=DIR`) after IMAGE [COMMAND…] is emustore's, not the command's."""
+    if len(command) >= 2 and command[-2] == "--root":
+        return command[:-2], command[-1]
+    if command and command[-1].startswith("--root="):
+        return command[:-1], command[-1].split("=", 1)[1]
+    return command, root
+
+
 def run(args: argparse.Namespace) -> int:
+    command, root = trailing_root(args.command, args.root)
+    if not root:
+        raise EmustoreError("--root DIR (or $EMUSTORE_ROOT) is required")
     additions = file_pairs(args.add_file)
     options = CreateOptions(
         image_text=args.image,
         name=args.name,
         env=environment(args.env),
         entrypoint=args.entrypoint,
-        cmd=tuple(args.command),
+        cmd=tuple(command),
     )
-    store = ContainerStore(args.root)
+    store = ContainerStore(root)
     container = store.create(options)
     if additions or args.rm_file:
         try:

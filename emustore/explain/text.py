@@ -23,6 +23,7 @@ def _lines(walk: Walk) -> list[str]:
     for layer in walk.layers:
         out += _layer(walk, layer)
     out += _mount(walk)
+    out += _containers(walk)
     return out
 
 
@@ -122,3 +123,22 @@ def _mount(walk: Walk) -> list[str]:
         "   A container's layer lists the image's top link and its lower chain (overlay2/ is the cwd):",
         "   lowerdir=%s" % ":".join(lowers),
     ]
+
+
+def _containers(walk: Walk) -> list[str]:
+    """Each container of the image: config, layerdb mount, init and writable overlay2 dirs."""
+    out = []
+    for container in walk.containers:
+        out += [
+            "",
+            "Container %s %s" % (container.id[:12], container.name),
+            "   config    %s" % walk.rel(container.config_path),
+            "   mount     %s/  parent %s" % (walk.rel(container.mount_dir), _shown(container.parent)),
+        ]
+        for role, layer in (("init", container.init), ("layer", container.upper)):
+            if layer is None:
+                out.append("   %-9s %s" % (role, MISSING))
+            else:
+                out.append("   %-9s %s/  link l/%s" % (role, walk.rel(layer.dir), _shown(layer.link_id)))
+                out.append("             lower %s" % _shown(layer.lower))
+    return out

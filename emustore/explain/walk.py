@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emustore.errors import EmustoreError, StoreError
+from emustore.explain.containers import ContainerStep, containers_of
 from emustore.imageconfig import parse_image_config
 from emustore.reference import parse_reference
 from emustore.stores.docker.layerdb import chain_ids
@@ -65,6 +66,7 @@ class Walk:
     created: str | None
     diff_ids: list[str]
     layers: list[LayerStep] = field(default_factory=list)
+    containers: list[ContainerStep] = field(default_factory=list)
 
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.root)
@@ -104,6 +106,7 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
         walk.layers.append(step)
         if step.link_id:
             links[step.link_id] = index
+    walk.containers = containers_of(store, image_id)
     return walk
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.consistency import RootReport, check_root, remove_leftovers
-from tests.support.faults import Fault, FaultProxy, pull_process
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.faults import pull_process
 from tests.support.figures import record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
@@ -144,8 +145,9 @@ def test_sigkill_at_random_points(images: dict[str, PushedImage], tmp_path: Path
 
 def test_sigint_aborts_cleanly(images: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path) -> None:
     """Ctrl-C in the middle of slow downloads: one line, exit 130, staging gone, root consistent."""
-    slow = Fault("trickle", chunk=1024, seconds=0.05)
-    with FaultProxy(registry.host, lambda method, path: slow if "/blobs/" in path else None) as proxy:
+    proxy = FaultProxy(registry.host)
+    try:
+        proxy.inject(Fault("/blobs/" + images["big"].layer_digests[-1], "slow", after=0, pause=3))
         root = tmp_path / "root"
         assert _run(images["base"].reference, root).returncode == 0
         proc = pull_process(images["big"].reference.replace(registry.host, proxy.host), str(root))
@@ -153,9 +155,11 @@ def test_sigint_aborts_cleanly(images: dict[str, PushedImage], registry: Registr
         for line in proc.stdout:
             if line.rstrip().endswith("Pulling fs layer"):
                 break
-        time.sleep(0.5)  # 1 KiB of the 512 KiB blob arrives every 50 ms: still downloading
+        time.sleep(0.5)  # the big layer's first 16 KiB came, the rest waits 3 s: still downloading
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
+    finally:
+        proxy.stop()
     assert proc.returncode == 130
     assert err.splitlines() == ["emustore: interrupted; nothing half-written was published"]
     report = check_root(root)

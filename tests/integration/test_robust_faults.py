@@ -1,7 +1,7 @@
 """Faults from outside: a registry that is down, errors, resets, stalls or lies, and a disk that fills.
 
 Every case starts from a root holding a base image, pulls an image on top of it through a
-fault-injecting proxy (tests/support/faults.py), and expects one clear line and a root exactly
+fault-injecting proxy (tests/support/faultproxy.py), and expects one clear line and a root exactly
 as before (and fsck-clean), or, for transient faults the client retries, a complete pull.
 Timeouts and retries are shortened through RegistryOptions so that stalls end in seconds.
 """
@@ -26,7 +26,8 @@ from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
 from tests.integration.test_pull_cli import emustore, snapshot
 from tests.support.consistency import check_root
-from tests.support.faults import Fault, FaultProxy, Rule, gzip_bomb
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.faults import gzip_bomb
 from tests.support.figures import record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image, compress
 from tests.support.pushclient import PushClient, sha256_digest
@@ -43,6 +44,17 @@ def images(registry: RegistryServer) -> dict[str, PushedImage]:
     base = busybox_image()
     app = base.copy().layer(LayerBuilder().file("app/data", random.Random(2).randbytes(256 << 10)), created_by="app")
     return {"base": base.push(registry.host, "faults/base", "v1"), "app": app.push(registry.host, "faults/app", "v1")}
+
+
+@pytest.fixture
+def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(registry.host)
+    yield proxy
+    proxy.stop()
+
+
+def _injected(proxy: FaultProxy) -> int:
+    return sum(1 for seen in proxy.requests_for("/v2/") if seen.fault is not None)
 
 
 @pytest.fixture
@@ -74,62 +86,51 @@ def _through(proxy: FaultProxy, registry: RegistryServer, image: PushedImage) ->
     return image.reference.replace(registry.host, proxy.host)
 
 
-def _blobs(fault: Fault) -> Rule:
-    return lambda method, path: fault if "/blobs/" in path else None
-
-
 def test_registry_down(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
     reference = images["app"].reference.replace(registry.host, f"127.0.0.1:{free_port()}")
     _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "connect")
 
 
+ALWAYS = 1 << 20  # a fault for every matching request
 FAILING = {
-    # case → (rule, words the error must contain)
-    "5xx storm": (lambda method, path: Fault("status", status=503), "503"),
-    "500 on blobs": (_blobs(Fault("status", status=500)), "500"),
-    "reset before the answer": (_blobs(Fault("reset")), "blob"),
-    "slow loris (headers, then silence)": (_blobs(Fault("stall", after=0, seconds=30)), "timed out"),
+    # case → (fault, words the error must contain)
+    "5xx storm": (Fault("/v2/", "status", status=503, times=ALWAYS), "503"),
+    "500 on blobs": (Fault("/blobs/", "status", status=500, times=ALWAYS), "500"),
+    "reset before the body": (Fault("/blobs/", "reset", after=0, times=ALWAYS), "/blobs/sha256:"),
+    "slow loris (headers, then silence)": (Fault("/blobs/", "stall", pause=30, times=ALWAYS), "timed out"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(FAILING))
-def test_transport_faults(case: str, images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
-    rule, words = FAILING[case]
-    with FaultProxy(registry.host, rule) as proxy:
-        reference = _through(proxy, registry, images["app"])
-        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
-        assert proxy.faults > 0
+def test_transport_faults(case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
+    fault, words = FAILING[case]
+    proxy.inject(fault)
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
+    assert _injected(proxy) > 0
 
 
-def test_mid_body_resets_are_resumed(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
+def _completes(image: PushedImage, registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
+    result = pull(_through(proxy, registry, image), root, registry_options=FAST)
+    assert result.image_id == image.image_id
+    report = check_root(root)
+    assert report.consistent and not report.leftovers, report.problems
+    FIGURES["trials"] += 1
+    FIGURES["faults_injected"] += _injected(proxy)
+
+
+def test_mid_body_resets_are_resumed(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
     """Every blob answer is cut after 64 KiB; the client resumes with Range and completes the pull."""
-    with FaultProxy(registry.host, _blobs(Fault("reset", after=64 << 10))) as proxy:
-        result = pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
-    assert result.image_id == images["app"].image_id
-    assert proxy.faults > 1
-    report = check_root(root)
-    assert report.consistent and not report.leftovers, report.problems
-    FIGURES["trials"] += 1
-    FIGURES["faults_injected"] += proxy.faults
+    proxy.inject(Fault("/blobs/", "reset", after=64 << 10, times=ALWAYS))
+    _completes(images["app"], registry, proxy, root)
+    assert _injected(proxy) > 1
 
 
-def test_transient_5xx_is_retried(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
-    """The first request of every blob fails with 503; the retrying client completes the pull."""
-    seen: set[str] = set()
-
-    def once(method: str, path: str) -> Fault | None:
-        if "/blobs/" in path and path not in seen:
-            seen.add(path)
-            return Fault("status", status=503)
-        return None
-
-    with FaultProxy(registry.host, once) as proxy:
-        result = pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
-    assert result.image_id == images["app"].image_id
-    report = check_root(root)
-    assert report.consistent and not report.leftovers, report.problems
-    FIGURES["trials"] += 1
-    FIGURES["faults_injected"] += proxy.faults
+def test_transient_5xx_is_retried(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
+    """The first request of every layer blob fails with 503; the retrying client completes the pull."""
+    for digest in images["app"].layer_digests:
+        proxy.inject(Fault("/blobs/" + digest, "status", status=503))
+    _completes(images["app"], registry, proxy, root)
 
 
 def _manifest(config: dict, layers: list[dict]) -> bytes:
@@ -142,27 +143,29 @@ def _descriptor(data: bytes, media_type: str = "application/vnd.docker.container
     return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data) if size is None else size}
 
 
-def test_manifest_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
-    huge = Fault("body", body=b'{"schemaVersion": 2, "pad": "' + b"x" * (5 << 20) + b'"}',
-                 content_type="application/vnd.docker.distribution.manifest.v2+json")
-    with FaultProxy(registry.host, lambda method, path: huge if "/manifests/" in path else None) as proxy:
-        reference = _through(proxy, registry, images["app"])
-        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def test_config_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
-    config = b"{}"
+def test_manifest_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
+    huge = b'{"schemaVersion": 2, "pad": "' + b"x" * (5 << 20) + b'"}'
+    proxy.inject(Fault("/manifests/", "body", body=huge, content_type=MANIFEST_TYPE, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+
+
+def test_config_declared_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
     layer = _descriptor(b"layer", "application/vnd.docker.image.rootfs.diff.tar.gzip")
-    manifest = Fault("body", body=_manifest(_descriptor(config, size=9 << 20), [layer]),
-                     content_type="application/vnd.docker.distribution.manifest.v2+json")
-    with FaultProxy(registry.host, lambda method, path: manifest if "/manifests/" in path else None) as proxy:
-        reference = _through(proxy, registry, images["app"])
-        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
-    big_body = Fault("body", body=b"{" + b" " * (9 << 20) + b"}", content_type="application/octet-stream")
-    app_config = images["app"].image_id  # the config blob's digest
-    with FaultProxy(registry.host, lambda method, path: big_body if path.endswith(app_config) else None) as proxy:
-        reference = _through(proxy, registry, images["app"])
-        _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+    manifest = _manifest(_descriptor(b"{}", size=9 << 20), [layer])
+    proxy.inject(Fault("/manifests/", "body", body=manifest, content_type=MANIFEST_TYPE, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+
+
+def test_config_body_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
+    big = b"{" + b" " * (9 << 20) + b"}"
+    proxy.inject(Fault("/blobs/" + images["app"].image_id, "body", body=big, times=ALWAYS))  # the config blob
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
 
 
 def _push_raw(registry: RegistryServer, name: str, config: bytes, layers: list[bytes]) -> str:
@@ -217,6 +220,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_disk_fills_mid_layer(images: dict[str, PushedImage], registry: RegistryServer, small_disk: Path) -> None:
     """busybox fits in 4 MiB; a 3 MiB random layer on top does not: one line, root as before."""
     root = small_disk / "root"

@@ -25,8 +25,13 @@ from tests.support.consistency import check_root
 from tests.support.figures import record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
+from tests.support.tiers import require_binary
 
-pytestmark = pytest.mark.registry
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.skipif(os.geteuid() != 0, reason="switching to nobody needs root"),
+]
+SETPRIV = "/usr/bin/setpriv"
 NOBODY = 65534
 FIGURES = {"trials": 0, "unwritten_entries": 0, "files_outside_root": 0}
 
@@ -66,9 +71,10 @@ def scratch() -> Iterator[Path]:
 
 
 def _pull_as_nobody(reference: str, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    require_binary(SETPRIV, "setpriv (util-linux) runs the pull as nobody")
     root.mkdir()
     os.chown(root, NOBODY, NOBODY)
-    command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+    command = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                sys.executable, "-m", "emustore", "pull", reference, "--root", str(root), *extra]
     env = {"PATH": os.environ["PATH"], "HOME": str(root.parent / "home")}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[2])

@@ -9,17 +9,23 @@ root as it was before `create` (but for the image's `committed`, as dockerd leav
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from emustore.fsck import check
 from emustore.pull import pull
 from tests.support.containertree import diff_roots_with_containers
 from tests.support.dockerd import Dockerd
-from tests.support.imagefactory import PushedImage, busybox_image
+from tests.support.imagebuild import canonical_json
+from tests.support.imagefactory import ImageBuilder, LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
 from tests.support.treecompare import diff_trees
 
@@ -39,28 +45,100 @@ def emustore(command: str, *args: str, root: Path, check: bool = True) -> subpro
     return result
 
 
+@dataclass
+class ConfiguredImage(ImageBuilder):
+    """An image whose config carries more container settings than Cmd and Env."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def config_bytes(self) -> bytes:
+        doc = json.loads(super().config_bytes())
+        doc["config"].update(self.extra)
+        return canonical_json(doc)
+
+
+RICH_CONFIG = {
+    "Entrypoint": ["/bin/sh", "-c"], "WorkingDir": "/bin", "User": "1:2", "Labels": {"z": "1", "a": "2"},
+    "ExposedPorts": {"80/tcp": {}, "443/tcp": {}}, "StopSignal": "SIGQUIT", "OnBuild": ["RUN x"],
+    "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5000000000}, "Shell": ["/bin/sh", "-c"], "ArgsEscaped": True,
+}
+
+
+def rich_image() -> ImageBuilder:
+    """Paths the init layer meets: /etc (odd owner, a hosts file, an mtab link), /proc, /dev."""
+    base = busybox_image("docker", cmd=("sh",))
+    image = ConfiguredImage(cmd=("sh",), history=list(base.history), extra=RICH_CONFIG)
+    extra = (
+        LayerBuilder().dir("etc/", mode=0o750, uid=1, gid=2).file("etc/hosts", b"127.0.0.1 x\n", mode=0o600)
+        .dir("proc/", mode=0o555).dir("dev/", mode=0o700, uid=3, gid=3).symlink("etc/mtab", "../proc/self/mounts")
+    )
+    return image.layer(extra, created_by="init-layer paths")
+
+
+def symlinked_image() -> ImageBuilder:
+    """/etc a symlink, /dev/console a device, /.dockerenv a dir: the init layer replaces them."""
+    extra = (
+        LayerBuilder().dir("usr/").dir("usr/etc/").symlink("etc", "usr/etc").dir("dev/")
+        .chardev("dev/console", 5, 1).dir(".dockerenv/").file(".dockerenv/x", b"x")
+    )
+    return busybox_image("docker", cmd=("sh",)).layer(extra, created_by="odd paths")
+
+
 @pytest.fixture(scope="module")
 def image(registry: RegistryServer) -> PushedImage:
     return busybox_image("docker", cmd=("sh",), env=("PATH=/usr/bin:/bin", "LANG=C")).push(registry.host, "ct/busybox", "v1")
 
 
-def _create_both(create: Callable[..., str], reference: str) -> list[str]:
-    return [create(*NAMED, reference, *NAMED_CMD), create(reference)]
+@pytest.fixture(scope="module")
+def more_images(registry: RegistryServer) -> list[PushedImage]:
+    return [rich_image().push(registry.host, "ct/rich", "v1"), symlinked_image().push(registry.host, "ct/odd", "v1")]
 
 
-def test_create_tree_equals_dockerd(image: PushedImage, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path) -> None:
+def _create_all(create: Callable[..., str], image: PushedImage, more: list[PushedImage]) -> list[str]:
+    ids = [create(*NAMED, image.reference, *NAMED_CMD), create(image.reference)]
+    rich, odd = (i.reference for i in more)
+    ids += [create(rich), create(rich, "echo", "hi"), create("--entrypoint", "", rich, "echo"), create(odd)]
+    return ids
+
+
+def test_create_tree_equals_dockerd(
+    image: PushedImage, more_images: list[PushedImage], dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+) -> None:
+    host = _host_files(tmp_path / "host")
+    copies = [(host / "greeting.txt", "web:/"), (host / "conf", "web:/etc/app"), (host / "conf", "web:/bin/")]
     daemon = dockerd_factory(tmp_path / "dockerd")
-    daemon.docker("pull", image.reference)
-    _create_both(lambda *a: daemon.docker("create", *a).stdout.strip(), image.reference)
+    for pulled in (image, *more_images):
+        daemon.docker("pull", pulled.reference)
+    _create_all(lambda *a: daemon.docker("create", *a).stdout.strip(), image, more_images)
+    for source, target in copies:
+        daemon.docker("cp", str(source), target)
     daemon.stop()
 
     ours = tmp_path / "emustore"
-    pull(image.reference, ours)
-    ids = _create_both(lambda *a: emustore("create", *a, root=ours).stdout.strip(), image.reference)
+    for pulled in (image, *more_images):
+        pull(pulled.reference, ours)
+    ids = _create_all(lambda *a: emustore("create", *a, root=ours).stdout.strip(), image, more_images)
     assert all(len(i) == 64 for i in ids)
+    for source, target in copies:
+        emustore("cp", str(source), target, root=ours)
 
     differences = diff_roots_with_containers(tmp_path / "dockerd", ours, names=True)
     assert differences == [], "\n".join(differences[:60])
+    # fsck takes containers as dockerd writes them, and as emustore does
+    assert [str(p) for p in check(tmp_path / "dockerd")] == []
+    assert [str(p) for p in check(ours)] == []
+
+
+def _host_files(base: Path) -> Path:
+    (base / "conf" / "sub").mkdir(parents=True)
+    (base / "greeting.txt").write_text("hello\n")
+    (base / "conf" / "app.ini").write_text("x=1\n")
+    (base / "conf" / "sub" / "run.sh").write_text("#!/bin/sh\n")
+    (base / "conf" / "link").symlink_to("app.ini")
+    os.chmod(base / "conf" / "sub" / "run.sh", 0o750)
+    os.chmod(base / "conf" / "sub", 0o700)
+    os.chmod(base / "greeting.txt", 0o640)
+    return base
 
 
 def test_dockerd_adopts_emustore_containers(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-FaultKind = Literal["cut", "reset", "status", "slow", "corrupt"]
+FaultKind = Literal["cut", "reset", "status", "slow", "corrupt", "body", "stall"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 _CHUNK = 16 << 10
 
@@ -24,7 +24,9 @@ _CHUNK = 16 << 10
 @dataclass
 class Fault:
     """cut/reset: end the body after `after` bytes (FIN / RST); slow: pause `pause` s after `after` bytes;
-    corrupt: flip the byte at `after`; status: answer `status` (with `retry_after`) instead of forwarding."""
+    corrupt: flip the byte at `after`; status: answer `status` (with `retry_after`) instead of forwarding;
+    body: answer 200 with `body` (as `content_type`) instead of forwarding; stall: send the headers, then
+    nothing for `pause` s, then close (a slow loris that never makes progress)."""
 
     path: str
     kind: FaultKind
@@ -33,6 +35,8 @@ class Fault:
     retry_after: str | None = None
     pause: float = 0.0
     times: int = 1
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,14 @@ class FaultProxy:
             h.wfile.write(body)
             self._record(h, fault.status, len(body), fault)
             return
+        if fault is not None and fault.kind == "body":
+            h.send_response(200)
+            h.send_header("Content-Type", fault.content_type)
+            h.send_header("Content-Length", str(len(fault.body)))
+            h.end_headers()
+            h.wfile.write(fault.body)
+            self._record(h, 200, len(fault.body), fault)
+            return
         upstream = http.client.HTTPConnection(self.upstream, timeout=30)
         try:
             headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -139,6 +151,11 @@ class FaultProxy:
 
     def _send_body(self, h: BaseHTTPRequestHandler, body: bytes, fault: Fault | None) -> int:
         """Write the body applying `fault`; the number of body bytes that went out."""
+        if fault is not None and fault.kind == "stall":
+            h.wfile.flush()
+            time.sleep(fault.pause)
+            h.close_connection = True
+            return 0
         if fault is not None and fault.kind == "corrupt" and fault.after < len(body):
             body = body[: fault.after] + bytes([body[fault.after] ^ 0xFF]) + body[fault.after + 1 :]
         limit = fault.after if fault is not None and fault.kind in ("cut", "reset") else len(body)

@@ -176,6 +176,14 @@ def copy_up_dir(lower: Path, target: Path) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def check_copyable(source: Path) -> None:
+    """Refuse, before anything is written, a tree holding more than files, dirs and symlinks."""
+    for path in [source, *(source.rglob("*") if source.is_dir() and not source.is_symlink() else ())]:
+        mode = path.lstat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            raise ContainerPathError("only files, directories and symlinks can be copied: %s" % path)
+
+
 def _copy_tree(source: Path, target: Path) -> None:
     """Copy `source` to `target`, merging into an existing dir and replacing anything else."""
     st = source.lstat()
@@ -196,7 +204,7 @@ def _copy_tree(source: Path, target: Path) -> None:
         shutil.copyfile(source, target, follow_symlinks=False)
         os.chmod(target, stat.S_IMODE(st.st_mode))
     else:
-        raise ContainerPathError("only files, directories and symlinks can be copied: %s" % source)
+        raise ContainerPathError("only files, directories and symlinks can be copied: %s" % source)  # checked before
     os.lchown(target, st.st_uid, st.st_gid)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 

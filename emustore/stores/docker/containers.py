@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from emustore.errors import EmustoreError
+from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
 from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
-from emustore.stores.docker.containerfs import LayerStack, clean, write_init_layer
+from emustore.stores.docker.containerfs import LayerStack, check_copyable, clean, write_init_layer
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.store import DockerStore
@@ -78,7 +78,7 @@ class ContainerStore:
             container = self._read(entry)
             if container is not None:
                 found.append(container)
-        return sorted(found, key=lambda c: str(c.doc.get("Created", "")), reverse=True)
+        return sorted(found, key=_created_key, reverse=True)
 
     def _read(self, container_id: str) -> Container | None:
         if not _HEX64.fullmatch(container_id):
@@ -115,16 +115,26 @@ class ContainerStore:
         """The container's diff dirs, upper first, down to the image's base layer."""
         diffs = [self.store.overlay2.diff_dir(container.mount_id), self.store.overlay2.diff_dir(container.init_id)]
         chain: str | None = container.parent
-        while chain:
-            record = self.store.layers.read(chain)
-            diffs.append(self.store.overlay2.diff_dir(record.cache_id))
-            chain = record.parent
+        try:
+            while chain:
+                record = self.store.layers.read(chain)
+                diffs.append(self.store.overlay2.diff_dir(record.cache_id))
+                chain = record.parent
+        except (OSError, ValueError):
+            raise StoreError("container %s: its image layer %s is missing or unreadable" % (container.id[:12], chain)) from None
+        if not all(diff.is_dir() for diff in diffs):
+            raise StoreError("container %s: a layer dir under overlay2/ is missing" % container.id[:12])
         return LayerStack(diffs)
+
+    def _require(self, container: Container) -> None:
+        """Under the lock: the container is still there (another process may have removed it)."""
+        if not (self.containers_dir / container.id).is_dir():
+            raise NoSuchContainer("No such container: %s" % container.id)
 
     # writing
 
     def create(self, options: CreateOptions) -> Container:
-        """Write a Created container for `options.image_text`; its id is returned."""
+        """Write a container in the Created state for `options.image_text` and return it."""
         image = Catalog(self.layout.root).resolve(options.image_text)
         config = image.decoded.config or {}
         if config.get("Volumes"):
@@ -141,6 +151,8 @@ class ContainerStore:
             top = self.store.layers.read(image.top_chain_id)
             self._stage_layers(staging, top.cache_id, mount_id)
             with self.store.lock():
+                if not self.store.layers.exists(image.top_chain_id):
+                    raise ContainerConflict("image %s was removed meanwhile" % options.image_text)
                 taken = {c.name: c.id for c in self.list()}
                 if name is not None and name in taken:
                     raise ContainerConflict(
@@ -224,6 +236,7 @@ class ContainerStore:
     def remove(self, container: Container) -> None:
         """Delete what create wrote (the image's `committed` stays, as with dockerd)."""
         with self.store.lock():
+            self._require(container)
             doomed = self.layout.staging / ("rm-" + secrets.token_hex(8))
             self.layout.prepare_staging()
             os.rename(self.containers_dir / container.id, doomed)  # gone for dockerd from here on
@@ -236,8 +249,11 @@ class ContainerStore:
 
     def change(self, container: Container, additions: list[tuple[Path, str]], deletions: list[str]) -> None:
         """Copy host paths into the upper layer and record deletions as whiteouts."""
+        for source, _ in additions:
+            check_copyable(source)
         stack = self.stack(container)
         with self.store.lock():
+            self._require(container)
             for source, destination in additions:
                 stack.add(source, self.destination(stack, source, destination))
             for path in deletions:
@@ -254,6 +270,12 @@ class ContainerStore:
         if str(rel.parent) != "." and not stack.is_dir(rel.parent):
             raise EmustoreError("Could not find the file /%s in container" % rel.parent)
         return rel
+
+
+def _created_key(container: Container) -> tuple[str, str]:
+    """Created (RFC 3339 UTC, fraction trimmed as Go prints it) in an order that sorts by time."""
+    seconds, _, fraction = str(container.doc.get("Created", "")).rstrip("Z").partition(".")
+    return seconds, fraction.ljust(9, "0")
 
 
 def overlay2_dir_of_link(links: Path, element: str) -> str:
