@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: all setup venv test test-unit demo bench clean
+.PHONY: all setup venv lint test test-unit demo bench clean
 
 all: test
 
@@ -19,7 +19,10 @@ venv: $(VENV)/.installed
 setup: venv
 	bash scripts/setup-debian.sh
 
-test: setup
+lint: venv
+	$(PY) -m ruff check --no-cache emustore tests scripts
+
+test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: venv

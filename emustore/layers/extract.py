@@ -109,7 +109,7 @@ class Extractor:
                     raise
                 self.unwritable.whiteouts.append(_show(hidden))
                 return
-            self._chown(target, hidden, hdr.uid, hdr.gid)
+            self._chown(target, hdr.uid, hdr.gid)
             return
         if self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK):
             self.unwritable.device(name, chr(hdr.typeflag), hdr.devmajor, hdr.devminor, hdr.mode & 0o7777)
@@ -149,7 +149,7 @@ class Extractor:
 
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""
-        self._chown(path, hdr.name, hdr.uid, hdr.gid)
+        self._chown(path, hdr.uid, hdr.gid)
         for key, value in hdr.xattrs.items():
             self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
         kind = hdr.typeflag
@@ -168,12 +168,12 @@ class Extractor:
         atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
         os.utime(path, ns=(_clamp(atime), _clamp(hdr.mtime_ns)))
 
-    def _chown(self, path: bytes, name: bytes | None, uid: int, gid: int) -> None:
-        """lchown, or without root record the owner (`name` None: an implicit dir, not recorded)."""
+    def _chown(self, path: bytes, uid: int, gid: int, record: bool = True) -> None:
+        """lchown, or without root record the owner it could not set (implicit dirs: not recorded)."""
         if self.unwritable is None:
             os.lchown(path, uid, gid)
-        elif name is not None:
-            self.unwritable.owner(name, uid, gid)
+        elif record:
+            self.unwritable.owner(uid, gid)
 
     def _setxattr(self, path: bytes, name: bytes, key: str, value: bytes, ignore: bool) -> None:
         """Set one xattr; EPERM/ENOTSUP are ignored when `ignore` (as dockerd does) but recorded
@@ -207,7 +207,7 @@ class Extractor:
                 st = os.stat(real)
             except FileNotFoundError:
                 os.mkdir(real, 0o755)
-                self._chown(real, None, 0, 0)
+                self._chown(real, 0, 0, record=False)
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), real)

@@ -29,7 +29,7 @@ class Unwritable:
     opaque: list[str] = field(default_factory=list)  # dirs whose trusted.overlay.opaque is missing
     whiteouts: list[str] = field(default_factory=list)  # 0/0 devices the kernel refused (before 5.8)
 
-    def owner(self, name: bytes, uid: int, gid: int) -> None:
+    def owner(self, uid: int, gid: int) -> None:
         self.owners["%d:%d" % (uid, gid)] += 1
 
     def device(self, name: bytes, kind: str, major: int, minor: int, mode: int) -> None:

@@ -15,10 +15,10 @@ from emustore.stores.docker.containerconfig import (
     NoCommand,
     container_docs,
     merged_config,
-    rfc3339nano,
 )
 from emustore.stores.docker.containerfs import OPAQUE_XATTR, ContainerPathError, LayerStack, write_init_layer
 from emustore.stores.docker.containernames import InvalidName, check_name, generate_name
+from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.containers import Container
 
 ID = "ab" * 32

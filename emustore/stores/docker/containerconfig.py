@@ -7,13 +7,12 @@ docs/container-format.md; only ID, Created, Name, the image and the user's optio
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from emustore.errors import EmustoreError
 from emustore.gojson import go_json, sorted_map
-from emustore.stores.docker.goconfig import ZERO_TIME
+from emustore.stores.docker.goconfig import ZERO_TIME, rfc3339nano
 
 MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -38,13 +37,6 @@ class CreateOptions:
 class ContainerDocs:
     config_v2: bytes
     hostconfig: bytes
-
-
-def rfc3339nano(ns: int) -> str:
-    """Go's time.Format(RFC3339Nano) of a UTC time: trailing zeros of the fraction dropped."""
-    seconds, fraction = divmod(ns, 10**9)
-    digits = ("%09d" % fraction).rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ("." + digits if digits else "") + "Z"
 
 
 def _env_key(entry: str) -> str:

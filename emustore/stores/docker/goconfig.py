@@ -8,6 +8,8 @@ the shape `docker image inspect` prints them.
 
 from __future__ import annotations
 
+import time
+
 import calendar
 import re
 from dataclasses import dataclass
@@ -239,3 +241,10 @@ def decode_image(doc: Any) -> DecodedImage:
         diff_ids=tuple(diff_ids),
         history_comments=tuple(_string(_field(h, "comment")) for h in history or []),
     )
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's time.Format(RFC3339Nano) of a UTC time: trailing zeros of the fraction dropped."""
+    seconds, fraction = divmod(ns, 10**9)
+    digits = ("%09d" % fraction).rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ("." + digits if digits else "") + "Z"

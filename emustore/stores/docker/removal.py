@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from emustore.errors import EmustoreError
 from emustore.fsutil import atomic_write, ensure_dir
 from emustore.reference import Reference, parse_reference
+from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
 from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
@@ -69,7 +70,7 @@ def tag_image(root: str | os.PathLike[str], source: str, target: str) -> str:
             store.references.save(repos)
         metadata = store.layout.imagedb_metadata / hex_of(image.id)
         ensure_dir(metadata, 0o700)
-        atomic_write(metadata / "lastUpdated", _now_rfc3339nano().encode("ascii"), 0o600)
+        atomic_write(metadata / "lastUpdated", rfc3339nano(time.time_ns()).encode("ascii"), 0o600)
     return str(ref)
 
 
@@ -101,15 +102,6 @@ def prune_images(root: str | os.PathLike[str], all_images: bool = False) -> Prun
                     continue  # conflicts and images already gone are skipped, as dockerd does
     report.reclaimed = sum(sizes.get(r.value, 0) for r in report.records if r.action == "Deleted")
     return report
-
-
-def _now_rfc3339nano() -> str:
-    """time.Now().Format(time.RFC3339Nano) in UTC: nanoseconds with trailing zeros dropped."""
-    ns = time.time_ns()
-    seconds, fraction = divmod(ns, 10**9)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    digits = ("%09d" % fraction).rstrip("0")
-    return text + ("." + digits if digits else "") + "Z"
 
 
 class _Deleter:
