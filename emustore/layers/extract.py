@@ -37,6 +37,12 @@ def _clamp(ns: int) -> int:
     return ns if 0 <= ns <= MAX_TIME_NS else 0
 
 
+def _file_times(hdr: TarHeader) -> tuple[int, int]:
+    """(atime, mtime) in ns as Chtimes sets them: atime is never before mtime, both clamped."""
+    atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
+    return _clamp(atime), _clamp(hdr.mtime_ns)
+
+
 def _mkdev(major: int, minor: int) -> int:
     """pkg/system.Mkdev's device number encoding."""
     return ((major & 0xFFF) << 8) | (minor & 0xFF) | ((minor & 0xFFF00) << 12)
@@ -114,18 +120,19 @@ class Extractor:
         if self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK):
             self.unwritable.device(name, chr(hdr.typeflag), hdr.devmajor, hdr.devminor, hdr.mode & 0o7777)
             return
-        self._create(path, hdr, data)
-        self._set_metadata(path, hdr)
+        if not self._create(path, hdr, data):
+            self._set_metadata(path, hdr)
         if hdr.typeflag == DIR:
             self._dirs.append((name, hdr.atime_ns, hdr.mtime_ns))
 
-    def _create(self, path: bytes, hdr: TarHeader, data: Iterable[memoryview]) -> None:
+    def _create(self, path: bytes, hdr: TarHeader, data: Iterable[memoryview]) -> bool:
+        """Create the entry; True when its metadata was set too (a regular file, through its fd)."""
         kind = hdr.typeflag
         perm = hdr.mode & 0o7777
         if kind == DIR:
             try:
                 if stat.S_ISDIR(os.lstat(path).st_mode):
-                    return
+                    return False
             except FileNotFoundError:
                 pass
             os.mkdir(path, perm)
@@ -135,6 +142,11 @@ class Extractor:
                 for piece in data:
                     while piece:
                         piece = piece[os.write(fd, piece) :]
+                if self.unwritable is None and not hdr.xattrs:  # same order, no path lookups
+                    os.fchown(fd, hdr.uid, hdr.gid)
+                    os.fchmod(fd, perm)
+                    os.utime(fd, ns=_file_times(hdr))
+                    return True
             finally:
                 os.close(fd)
         elif kind in _DEVICE_TYPES:
@@ -146,6 +158,7 @@ class Extractor:
             os.symlink(hdr.linkname, path)
         else:
             raise LayerError("unhandled tar header type %d for %s" % (kind, _show(hdr.name)))
+        return False
 
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""
@@ -165,8 +178,7 @@ class Extractor:
             self._modes.append((hdr.name, hdr.mode & 0o7777))
         else:
             os.chmod(path, hdr.mode & 0o7777)
-        atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
-        os.utime(path, ns=(_clamp(atime), _clamp(hdr.mtime_ns)))
+        os.utime(path, ns=_file_times(hdr))
 
     def _chown(self, path: bytes, uid: int, gid: int, record: bool = True) -> None:
         """lchown, or without root record the owner it could not set (implicit dirs: not recorded)."""

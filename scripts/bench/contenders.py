@@ -73,10 +73,7 @@ class Emustore:
         self.root = Path(tempfile.mkdtemp(prefix="emustore-root-", dir=self.workdir))
 
     def run(self, image: PushedImage) -> Sample:
-        return timed(self._argv(image.reference), rss=True)
-
-    def warm(self, image: PushedImage) -> Sample:
-        """The same pull again into the root that already has the image."""
+        """Pull into the prepared root (run again for a warm pull: the root has the image then)."""
         return timed(self._argv(image.reference), rss=True)
 
     def cleanup(self) -> None:
@@ -104,9 +101,6 @@ class Docker:
             raise RuntimeError("dockerd still has images after rmi and prune")
 
     def run(self, image: PushedImage) -> Sample:
-        return timed(self._argv("pull", image.reference), env=self._env())
-
-    def warm(self, image: PushedImage) -> Sample:
         return timed(self._argv("pull", image.reference), env=self._env())
 
     def _env(self) -> dict[str, str]:
@@ -146,9 +140,9 @@ class Floor:
         lines.append('for p in "${pids[@]}"; do wait "$p" || exit 1; done')
         return "\n".join(lines)
 
-    def run(self, image: PushedImage, decompressors: list[str] | None = None) -> Sample:
-        tools = decompressors or ["gzip -d"] * len(image.layer_digests)
-        return timed(["bash", "-c", self.script(image, tools)], rss=True)
+    def run(self, image: PushedImage, decompressors: list[str]) -> Sample:
+        """`decompressors`: one shell filter per layer (e.g. `gzip -dc`)."""
+        return timed(["bash", "-c", self.script(image, decompressors)], rss=True)
 
     def cleanup(self) -> None:
         if self.dest is not None:

@@ -124,4 +124,6 @@ HOW_TO_READ = [
     "Runs are interleaved (emustore, docker, floor, emustore, ...) so that load on the machine hits all "
     "three alike; all three read the same local `docker-registry` over loopback.",
     "The two `bigfiles` sizes show the memory: peak RSS stays flat while the image triples.",
+    "Small-file images are bound by the kernel's file creation, the same work for all three; on a "
+    "shared machine its cost varies from moment to moment, which the min–max spread shows.",
 ]

@@ -67,7 +67,7 @@ def measure(
                     sample = floor.run(target, decompressors)
                 else:
                     sample = contender.run(target)
-                    result.warm[contender.name].append(contender.warm(target))
+                    result.warm[contender.name].append(contender.run(target))  # again: warm
             finally:
                 contender.cleanup()
             result.cold[contender.name].append(sample)
