@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 from emustore.errors import EmustoreError
+from emustore.layers.unprivileged import RECORD_NAME, Unwritable
 from emustore.fsck.findings import Findings, listdir
 from emustore.fsck.layers import Layer
 from emustore.layers.assemble import assemble
@@ -76,6 +77,7 @@ def check_layer_content(store: DockerStore, layer: Layer, layers: dict[str, Laye
     found.modes(meta, LAYERDB_MODES)
     found.modes(layer_dir, OVERLAY2_MODES)
     _lower(store, layer, layers.get(layer.parent) if layer.parent else None, found)
+    _unwritten(layer_dir / RECORD_NAME, found)
     diff_dir = layer_dir / "diff"
     if not diff_dir.is_dir():
         return
@@ -85,6 +87,20 @@ def check_layer_content(store: DockerStore, layer: Layer, layers: dict[str, Laye
     tar_split = meta / "tar-split.json.gz"
     if tar_split.is_file():
         _diff_id(layer, tar_split, diff_dir, found)
+
+
+def _unwritten(record: Path, found: Findings) -> None:
+    """A pull without root recorded what it could not write: the layer differs from the image."""
+    text = found.read(record, required=False)
+    if text is None:
+        return
+    try:
+        counts = Unwritable.from_json(text).counts()
+    except ValueError:
+        found.report(record, "unreadable record of a pull without root")
+        return
+    parts = ", ".join("%d %s" % (n, kind) for kind, n in counts.items() if n)
+    found.report(record, "pulled without root: %s not written as the image says" % (parts or "nothing"))
 
 
 def _lower(store: DockerStore, layer: Layer, parent: Layer | None, found: Findings) -> None:

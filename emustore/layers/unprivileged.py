@@ -50,6 +50,20 @@ class Unwritable:
             }
         )
 
+    @classmethod
+    def from_json(cls, text: str) -> "Unwritable":
+        """Read a record written by `to_json` (ValueError when it is not one)."""
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError("not a record")
+        return cls(
+            owners=Counter(doc.get("owners") or {}),
+            devices=list(doc.get("devices") or []),
+            xattrs=list(doc.get("xattrs") or []),
+            opaque=list(doc.get("opaque") or []),
+            whiteouts=list(doc.get("whiteouts") or []),
+        )
+
     def to_json(self) -> bytes:
         return json.dumps(
             {

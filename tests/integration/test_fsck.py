@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from emustore.layers.unprivileged import RECORD_NAME, Unwritable
+
 from emustore.fsck import check, repair
 from emustore.pull import pull
 from emustore.stores.docker.layerdb import chain_ids
@@ -153,7 +155,17 @@ def wrong_mode(root: Path, pushed: PushedImage) -> str:
     return f"{layer_dir / 'link'}: mode 0600, dockerd writes 0644"
 
 
+def pulled_without_root(root: Path, pushed: PushedImage) -> str:
+    _, layer_dir = layer_paths(root, pushed, 0)
+    record = Unwritable()
+    record.owner(0, 0)
+    record.device(b"dev/null", "char", 1, 3, 0o666)
+    (layer_dir / RECORD_NAME).write_bytes(record.to_json())
+    return f"{layer_dir / RECORD_NAME}: pulled without root: 1 owners, 1 device nodes not written"
+
+
 CORRUPTIONS: dict[str, Callable[[Path, PushedImage], str]] = {
+    "pulled-without-root": pulled_without_root,
     "delete-l-link": delete_link,
     "change-size": change_size,
     "newline-in-size": newline_in_size,
