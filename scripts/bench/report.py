@@ -122,7 +122,8 @@ HOW_TO_READ = [
     "**floor**: every layer blob through `curl | gzip -d | tar -x` (or `zstd -d`), all layers at once; "
     "no verification, no tar-split, no metadata: what the machine needs just to move the bytes.",
     "Runs are interleaved (emustore, docker, floor, emustore, ...) so that load on the machine hits all "
-    "three alike; all three read the same local `docker-registry` over loopback.",
+    "three alike; all three read the same local `docker-registry` over loopback; the disks are synced "
+    "before each timed run.",
     "The two `bigfiles` sizes show the memory: peak RSS stays flat while the image triples.",
     "Small-file images are bound by the kernel's file creation, the same work for all three; on a "
     "shared machine its cost varies from moment to moment, which the min–max spread shows.",

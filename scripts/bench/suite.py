@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -62,6 +63,7 @@ def measure(
         for contender in (emustore, docker, floor):
             target = twin if contender is docker else pushed
             contender.prepare(target)
+            os.sync()  # the previous run's writeback and removals do not land in this one's time
             try:
                 if contender is floor:
                     sample = floor.run(target, decompressors)
