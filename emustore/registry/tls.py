@@ -12,8 +12,10 @@ DEFAULT_CERTS_DIR = Path("/etc/docker/certs.d")
 
 def ssl_context(host: str, certs_dir: Path | None = DEFAULT_CERTS_DIR, *, verify: bool = True) -> ssl.SSLContext:
     """System roots plus the host's *.crt CAs, its *.cert/*.key client pairs; no verification if not `verify`."""
-    context = ssl.create_default_context()
-    if not verify:
+    if verify:
+        context = ssl.create_default_context()
+    else:  # nothing is verified, so the system roots need not be loaded (they cost ~30 ms)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     folder = certs_dir / host if certs_dir is not None else None
