@@ -161,8 +161,7 @@ def _pull(
         for layer in staged.values():
             store.discard(layer)
     report.done(ref, image.manifest_digest, downloaded=True)
-    unwritten = [r.unwritable.counts() for r in results.values() if r.unwritable is not None]
-    unwritten = [counts for counts in unwritten if any(counts.values())]
+    unwritten = [r.unwritable.counts() for r in results.values() if r.unwritable is not None and r.unwritable.lost()]
     return PullResult(
         ref, image_id, image.manifest_digest, downloaded=True,
         unwritten=sum(unwritten, Counter()), unwritten_layers=len(unwritten),
@@ -222,7 +221,7 @@ def _download(
                 file_reads=getattr(blob, "file_reads", False),
                 opaque_xattr=options.opaque_xattr,
             )
-        if result.unwritable is not None and any(result.unwritable.counts().values()):
+        if result.unwritable is not None and result.unwritable.lost():
             write_file(layer.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
         if result.diff_id != diff_ids[position]:
             raise ManifestError(

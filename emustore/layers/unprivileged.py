@@ -38,6 +38,10 @@ class Unwritable:
     def xattr(self, name: bytes, key: str) -> None:
         self.xattrs.append({"path": _show(name), "name": key})
 
+    def lost(self) -> bool:
+        """Whether anything at all could not be written."""
+        return any(self.counts().values())
+
     def counts(self) -> Counter[str]:
         """Entries per kind (owners: every entry whose owner could not be set)."""
         return Counter(
