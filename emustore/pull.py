@@ -101,9 +101,8 @@ def pull(
     report = reporter or SilentReporter()
     store = DockerStore(Path(root))
     old_umask = os.umask(DOCKER_UMASK)
-    opened = source or RegistrySource(ref, spec, options=registry_options)
-    if source is None:  # a config the root already holds is not downloaded again (warm pull)
-        opened.config_store = store.images  # type: ignore[union-attr]
+    # a config the root already holds is not downloaded again (warm pull)
+    opened = source or RegistrySource(ref, spec, options=registry_options, config_stores=[store.images])
     if blob_cache is not None:
         opened = CachingSource(opened, BlobCache(blob_cache))
     try:

@@ -132,8 +132,8 @@ class CachingSource:
     def __init__(self, inner: ImageSource, cache: BlobCache) -> None:
         self.inner = inner
         self.cache = cache
-        if hasattr(inner, "config_store"):  # a registry source: its config fetch is a blob too
-            inner.config_store = cache
+        if hasattr(inner, "config_stores"):  # a registry source: its config fetch is a blob too
+            inner.config_stores.append(cache)
 
     def resolve(self) -> ResolvedImage:
         image = self.inner.resolve()

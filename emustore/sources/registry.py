@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import contextlib
 import json
 from typing import Protocol
@@ -28,10 +30,9 @@ class RegistrySource:
     Without a `client`, endpoints are tried in dockerd's order (mirrors for docker.io, then the
     origin; an insecure origin over unverified HTTPS, then HTTP) until one resolves the image;
     its layers then come from that endpoint. The repository recorded stays the original name.
-    A `config_store` (a blob cache) that holds the config spares its download.
+    `config_stores` (the root's image store, a blob cache) are asked for the config before it is
+    downloaded, in order.
     """
-
-    config_store: ConfigStore | None = None
 
     def __init__(
         self,
@@ -39,10 +40,12 @@ class RegistrySource:
         platform: Platform | None = None,
         client: RegistryClient | None = None,
         options: RegistryOptions | None = None,
+        config_stores: Sequence[ConfigStore] = (),
     ) -> None:
         if ref.tag is None and ref.digest is None:
             raise ValueError(f"reference {ref} needs a tag or a digest to be pulled")
         self.ref = ref
+        self.config_stores = list(config_stores)
         self.platform = platform or host_platform()
         self.options = options or RegistryOptions()
         self._owns_client = client is None
@@ -72,7 +75,7 @@ class RegistrySource:
                 f"image config {config.digest} of {self.ref} is larger than the {MAX_CONFIG_SIZE}-byte limit; "
                 "refusing it"
             )
-        stored = self.config_store.get(config.digest) if self.config_store is not None else None
+        stored = next((found for store in self.config_stores if (found := store.get(config.digest)) is not None), None)
         config_bytes = stored if stored is not None else client.fetch_blob(path, config.digest, MAX_CONFIG_SIZE)
         _check_config(config_bytes, config.digest)
         return ResolvedImage(
