@@ -14,7 +14,7 @@ from emustore.layers.unprivileged import RECORD_NAME, Unwritable
 from emustore.fsck.findings import Findings, listdir
 from emustore.fsck.layers import Layer
 from emustore.layers.assemble import assemble
-from emustore.layers.pipeline import layer_size
+from emustore.layers.size import layer_size
 from emustore.stores.docker.store import DockerStore
 
 LINK_ID = re.compile(r"[A-Z2-7]{26}")

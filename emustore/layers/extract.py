@@ -91,17 +91,41 @@ class Extractor:
                 except OSError:
                     pass
         path = self.paths.real(name, follow_last=False)
-        try:
-            st: os.stat_result | None = os.lstat(path)
-        except FileNotFoundError:
-            st = None
-        if st is not None:
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if is_dir and name == b".":
-                return
-            if not (is_dir and hdr.typeflag == DIR):
-                self._remove_all(path, is_dir)
         base = go_base(name)
+        special = name == b"." or base.startswith(WHITEOUT_PREFIX) or (
+            self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK)
+        )
+        if special:
+            if self._replace(path, name, hdr):
+                self._apply_special(path, name, base, hdr)
+            return
+        try:
+            created = self._create(path, hdr, data)
+        except FileExistsError:  # rare: make way as dockerd does, then create
+            if not self._replace(path, name, hdr):
+                return
+            created = self._create(path, hdr, data)
+        if not created:
+            self._set_metadata(path, hdr)
+        if hdr.typeflag == DIR:
+            self._dirs.append((name, hdr.atime_ns, hdr.mtime_ns))
+
+    def _replace(self, path: bytes, name: bytes, hdr: TarHeader) -> bool:
+        """Remove what `path` holds unless both it and the member are directories; False when
+        the member is the root itself, which is left alone."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return True
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if is_dir and name == b".":
+            return False
+        if not (is_dir and hdr.typeflag == DIR):
+            self._remove_all(path, is_dir)
+        return True
+
+    def _apply_special(self, path: bytes, name: bytes, base: bytes, hdr: TarHeader) -> None:
+        """Whiteouts, opaque markers, and device nodes a process without root cannot make."""
         if base == OPAQUE_MARKER:
             self._setxattr(self.paths.real(go_dir(name), follow_last=True), go_dir(name), self.opaque_xattr, b"y", False)
             return
@@ -117,25 +141,20 @@ class Extractor:
                 return
             self._chown(target, hdr.uid, hdr.gid)
             return
-        if self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK):
-            self.unwritable.device(name, chr(hdr.typeflag), hdr.devmajor, hdr.devminor, hdr.mode & 0o7777)
-            return
-        if not self._create(path, hdr, data):
-            self._set_metadata(path, hdr)
-        if hdr.typeflag == DIR:
-            self._dirs.append((name, hdr.atime_ns, hdr.mtime_ns))
+        assert self.unwritable is not None
+        self.unwritable.device(name, chr(hdr.typeflag), hdr.devmajor, hdr.devminor, hdr.mode & 0o7777)
 
     def _create(self, path: bytes, hdr: TarHeader, data: Iterable[memoryview]) -> bool:
-        """Create the entry; True when its metadata was set too (a regular file, through its fd)."""
+        """Create the entry (FileExistsError if `path` is taken, but for a directory over a
+        directory); True when its metadata was set too (a regular file, through its fd)."""
         kind = hdr.typeflag
         perm = hdr.mode & 0o7777
         if kind == DIR:
             try:
-                if stat.S_ISDIR(os.lstat(path).st_mode):
-                    return False
-            except FileNotFoundError:
-                pass
-            os.mkdir(path, perm)
+                os.mkdir(path, perm)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise
         elif kind == REG:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, perm)
             try:
@@ -143,9 +162,7 @@ class Extractor:
                     while piece:
                         piece = piece[os.write(fd, piece) :]
                 if self.unwritable is None and not hdr.xattrs:  # same order, no path lookups
-                    os.fchown(fd, hdr.uid, hdr.gid)
-                    os.fchmod(fd, perm)
-                    os.utime(fd, ns=_file_times(hdr))
+                    self._set_file_metadata(fd, hdr, perm)
                     return True
             finally:
                 os.close(fd)
@@ -159,6 +176,18 @@ class Extractor:
         else:
             raise LayerError("unhandled tar header type %d for %s" % (kind, _show(hdr.name)))
         return False
+
+    @staticmethod
+    def _set_file_metadata(fd: int, hdr: TarHeader, perm: int) -> None:
+        """Owner, mode and times of a new regular file; a chown or chmod that would change
+        nothing is skipped (the fresh file already has that owner and mode)."""
+        st = os.fstat(fd)
+        owned = st.st_uid == hdr.uid and st.st_gid == hdr.gid
+        if not owned:
+            os.fchown(fd, hdr.uid, hdr.gid)
+        if not owned or st.st_mode & 0o7777 != perm:
+            os.fchmod(fd, perm)
+        os.utime(fd, ns=_file_times(hdr))
 
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""

@@ -1,22 +1,22 @@
 """One layer, one pass: blob digest → decompress → diff_id + tar-split + extraction.
 
 The compressed stream is read once; every byte is hashed on the way, each tar member is
-recorded for tar-split and applied to the staging diff dir(s) as it streams by.
+recorded for tar-split and applied to the staging diff dir as it streams by: by a forked
+child process fed the tar stream (extract_process.py), or here in the calling thread.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass
 
 from emustore.errors import DigestMismatch, LayerError
 from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_read_cuts
 from emustore.layers.extract import OPAQUE_XATTR, Extractor
+from emustore.layers.extract_process import ExtractProcess
 from emustore.layers.prefetch import Prefetched
+from emustore.layers.size import layer_size
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
 from emustore.layers.tarstream import ByteStream, TarReader
 from emustore.layers.unprivileged import Unwritable
@@ -50,12 +50,14 @@ def unpack_layer(
     max_output: int | None = None,
     file_reads: bool = False,
     opaque_xattr: str = OPAQUE_XATTR,
+    separate_process: bool = True,
 ) -> LayerResult:
     """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
 
     `max_output` caps the decompressed bytes (see expansion_limit); None means unlimited.
     `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts.
-    `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout)."""
+    `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout).
+    `separate_process`: extract in a forked child (beside this thread's work), else right here."""
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -71,7 +73,8 @@ def unpack_layer(
     source = hashed()
     try:
         return _unpack(
-            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads, opaque_xattr
+            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads,
+            opaque_xattr, separate_process,
         )
     except LayerError:
         for _ in source:  # a corrupt download explains a broken layer better: check the digest
@@ -98,41 +101,85 @@ def _unpack(
     max_output: int | None,
     file_reads: bool = False,
     opaque_xattr: str = OPAQUE_XATTR,
+    separate_process: bool = True,
 ) -> LayerResult:
     decompressed = Decompressed(source, max_output)
     diff_hash = hashlib.sha256()
-    ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # download, hash, decompress
-    stream = ByteStream(iter(ahead), _ignore)
-    with closing(ahead), open(tar_split_path, "wb") as out:
-        packer = TarSplitPacker(out)
-        extractor = Extractor(diff_dir, opaque_xattr)
-        _disassemble(TarReader(stream), packer, extractor)
-        trailing = 0
-        rest = stream.rest(READ_WINDOW)
-        for chunk in file_read_cuts(rest, stream.offset) if file_reads and decompressed.kind == PLAIN else rest:
-            trailing += 1
-            packer.add_segment(chunk)
+    child = ExtractProcess(diff_dir, opaque_xattr) if separate_process else None
+    extractor = None if child is not None else Extractor(diff_dir, opaque_xattr)
+    consumers = [diff_hash.update] if child is None else [diff_hash.update, child.feed]
+    ahead = Prefetched(_fed(iter(decompressed), consumers))  # download, hash, decompress, feed the child
+    position = _Position()
+    try:
+        _split(ByteStream(iter(ahead), _ignore), tar_split_path, extractor, child, position, file_reads, decompressed)
         for _ in source:  # bytes after the compressed stream still count for the digest
             pass
-        if not trailing or decompressed.final_empty_read:
-            packer.add_segment(b"")
-        packer.close()
+    except LayerError:
+        ahead.close()
+        first = child.finish().error_first(position.index) if child is not None else None
+        if first is not None:
+            raise first from None
+        raise
+    except BaseException:
+        if child is not None:
+            child.abort()
+        ahead.close()
+        raise
+    ahead.close()
+    if child is not None:
+        outcome = child.finish()
+        if outcome.error is not None:
+            raise LayerError(outcome.error)
+        size, unwritable = outcome.size, outcome.unwritable
+    else:
+        assert extractor is not None
         extractor.finish()
+        size, unwritable = layer_size(diff_dir), extractor.unwritable
     _verify(blob_hash, blob_digest)
     return LayerResult(
         blob_digest=blob_digest,
         compressed_size=counted(),
         compression=decompressed.kind,
         diff_id="sha256:" + diff_hash.hexdigest(),
-        size=layer_size(diff_dir),
-        unwritable=extractor.unwritable,
+        size=size,
+        unwritable=unwritable,
     )
 
 
-def _fed(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
-    """`chunks`, each handed to `update` (a hash) on the way."""
+class _Position:
+    """The index of the member being read (where an error of the parent's side happened)."""
+
+    index = 0
+
+
+def _split(
+    stream: ByteStream,
+    tar_split_path: str,
+    extractor: Extractor | None,
+    child: ExtractProcess | None,
+    position: _Position,
+    file_reads: bool,
+    decompressed: Decompressed,
+) -> None:
+    """Write the tar-split of the whole stream, applying members here when there is no child."""
+    with open(tar_split_path, "wb") as out:
+        packer = TarSplitPacker(out)
+        _disassemble(TarReader(stream), packer, extractor, child, position)
+        trailing = 0
+        rest = stream.rest(READ_WINDOW)
+        for chunk in file_read_cuts(rest, stream.offset) if file_reads and decompressed.kind == PLAIN else rest:
+            trailing += 1
+            packer.add_segment(chunk)
+        if not trailing or decompressed.final_empty_read:
+            packer.add_segment(b"")
+        packer.close()
+
+
+def _fed(chunks: Iterator[bytes], consumers: list[Callable[[bytes], None]]) -> Iterator[bytes]:
+    """`chunks`, each handed to every consumer (a hash, the extraction child) on the way."""
     for chunk in chunks:
-        update(chunk)
+        for consume in consumers:
+            consume(chunk)
         yield chunk
 
 
@@ -140,41 +187,35 @@ def _ignore(chunk: bytes) -> None:
     pass
 
 
-def _disassemble(reader: TarReader, packer: TarSplitPacker, extractor: Extractor) -> None:
-    """Members in archive order: raw segment, extraction, then the file entry with its CRC."""
+def _disassemble(
+    reader: TarReader, packer: TarSplitPacker, extractor: Extractor | None, child: ExtractProcess | None, position: _Position
+) -> None:
+    """Members in archive order: raw segment, extraction (here or by the child), then the file
+    entry with its CRC. A child that failed stops the reading once it reaches the child's error."""
     while True:
+        if child is not None and child.ended:
+            first = child.finish().error_first(position.index)
+            if first is not None:
+                raise first
         hdr = reader.next()
         if reader.raw:
             packer.add_segment(reader.raw)
         if hdr is None:
             return
         crc = 0
-
-        def content() -> Iterator[memoryview]:
-            nonlocal crc
+        if extractor is None:
             for piece in reader.data():
                 crc = crc64_iso(piece, crc)
-                yield piece
+        else:
+            def content() -> Iterator[memoryview]:
+                nonlocal crc
+                for piece in reader.data():
+                    crc = crc64_iso(piece, crc)
+                    yield piece
 
-        pieces = content()
-        extractor.apply(hdr, pieces)
-        for _ in pieces:  # content the extraction did not need still feeds the CRC
-            pass
+            pieces = content()
+            extractor.apply(hdr, pieces)
+            for _ in pieces:  # content the extraction did not need still feeds the CRC
+                pass
         packer.add_file(hdr.name, hdr.size, crc if hdr.size > 0 else None)
-
-
-def layer_size(diff_dir: str) -> int:
-    """dockerd's layer size: st_size of every non-directory, each inode once (pkg/directory)."""
-    seen: set[int] = set()
-    total = 0
-    stack = [diff_dir]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
-                elif st.st_size and st.st_ino not in seen:
-                    seen.add(st.st_ino)
-                    total += st.st_size
-    return total
+        position.index += 1

@@ -7,12 +7,14 @@ content), type 2 a raw segment of archive bytes (headers, padding, trailing data
 from __future__ import annotations
 
 import base64
-import os
 import gzip
-import io
+import os
+import re
+from binascii import b2a_base64
 from typing import BinaryIO
 
 import fastcrc
+from isal import igzip
 
 from emustore.errors import LayerError
 from emustore.gojson import go_string
@@ -20,6 +22,8 @@ from emustore.layers.gopath import go_clean
 
 FILE_TYPE = 1
 SEGMENT_TYPE = 2
+FLUSH_AT = 1 << 16  # JSON text buffered before it goes to the compressor
+_PLAIN_JSON = re.compile(r'[^\x00-\x1f"\\<>&\x7f-\U0010ffff]*\Z')  # nothing Go would escape, ASCII
 
 
 def crc64_iso(data: bytes | memoryview, previous: int | None = None) -> int:
@@ -33,17 +37,20 @@ def crc_payload(crc: int) -> bytes:
 
 
 class TarSplitPacker:
-    """Writes tar-split entries as gzip-compressed Go JSON lines, rejecting duplicate paths."""
+    """Writes tar-split entries as gzip-compressed Go JSON lines, rejecting duplicate paths.
+
+    The gzip bytes differ from dockerd's (another compressor); the JSON lines are the same."""
 
     def __init__(self, out: BinaryIO) -> None:
-        self._gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
-        self._buf = io.StringIO()
+        self._gz = igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=2, mtime=0)
+        self._lines: list[str] = []
+        self._buffered = 0
         self._position = 0
         self._seen: set[bytes] = set()
 
     def add_segment(self, raw: bytes | memoryview) -> None:
         """Append a raw segment; an empty one is written as "" (tar-split's read of 0 bytes)."""
-        payload = base64.b64encode(raw).decode("ascii")
+        payload = b2a_base64(raw, newline=False).decode("ascii")
         self._write('{"type":2,"payload":"%s","position":%d}\n' % (payload, self._position))
 
     def add_file(self, name: bytes, size: int, crc: int | None) -> None:
@@ -56,30 +63,26 @@ class TarSplitPacker:
             )
         self._seen.add(cleaned)
         try:
-            field = '"name":' + go_string(name.decode("utf-8"))
+            text = name.decode("utf-8")
+            field = '"name":"%s"' % text if _PLAIN_JSON.match(text) else '"name":' + go_string(text)
         except UnicodeDecodeError:
             field = '"name_raw":"%s"' % base64.b64encode(name).decode("ascii")
-        parts = ['{"type":1,', field, ","]
-        if size:
-            parts.append('"size":%d,' % size)
-        if crc is None:
-            parts.append('"payload":null,')
-        else:
-            parts.append('"payload":"%s",' % base64.b64encode(crc_payload(crc)).decode("ascii"))
-        parts.append('"position":%d}\n' % self._position)
-        self._write("".join(parts))
+        sized = '"size":%d,' % size if size else ""
+        payload = '"%s"' % b2a_base64(crc_payload(crc), newline=False).decode("ascii") if crc is not None else "null"
+        self._write('{"type":1,%s,%s"payload":%s,"position":%d}\n' % (field, sized, payload, self._position))
 
     def _write(self, line: str) -> None:
         self._position += 1
-        self._buf.write(line)
-        if self._buf.tell() > 1 << 16:
+        self._lines.append(line)
+        self._buffered += len(line)
+        if self._buffered > FLUSH_AT:
             self.flush()
 
     def flush(self) -> None:
-        data = self._buf.getvalue()
-        if data:
-            self._gz.write(data.encode("utf-8"))
-            self._buf = io.StringIO()
+        if self._lines:
+            self._gz.write("".join(self._lines).encode("utf-8"))
+            self._lines = []
+            self._buffered = 0
 
     def close(self) -> None:
         """Flush the JSON lines and end the gzip stream (the underlying file stays open)."""

@@ -9,8 +9,10 @@ end-of-archive rules are Go's, so that names, sizes and errors match dockerd's.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from zlib import adler32
 
 from emustore.errors import LayerError
 
@@ -19,13 +21,12 @@ ZERO_BLOCK = bytes(BLOCK)
 MAX_SPECIAL_FILE = 1 << 20  # Go's limit for PAX and GNU long-name payloads
 HEADER_ONLY_TYPES = frozenset(b"123456")  # hard link, symlink, char, block, dir, fifo
 
-_OCTAL = re.compile(rb"[0-7]+")
 _DECIMAL = re.compile(rb"[+-]?[0-9]+")
 _INT64 = 1 << 63
 _HIGH = bytes(range(0x80, 0x100))
 
 
-@dataclass
+@dataclass(slots=True)
 class TarHeader:
     """One archive member after extension headers were merged into it."""
 
@@ -115,6 +116,7 @@ class TarReader:
         self._pad = 0
         self._remaining = 0
         self.raw = b""
+        self.truncated = False  # the stream ended inside a member's content
 
     def next(self) -> TarHeader | None:
         """The next member, or None at the end of the archive; `raw` holds its segment."""
@@ -214,6 +216,7 @@ class TarReader:
             yield piece
         self._remaining = 0
         if got < want:
+            self.truncated = True
             raise LayerError("unexpected EOF in tar member content")
 
 
@@ -226,35 +229,59 @@ def _show(name: bytes) -> str:
 
 
 def _cstring(b: bytes) -> bytes:
-    return b.split(b"\0", 1)[0]
+    return b.partition(b"\0")[0]
 
 
-def parse_octal(b: bytes) -> int:
+def _parse_octal(b: bytes) -> int:
     text = _cstring(b.strip(b" \0"))
     if not text:
         return 0
-    value = int(text, 8) if _OCTAL.fullmatch(text) else 1 << 64
+    if text.isdigit():  # ASCII 0-9 only: no sign, space or underscore that int() would accept
+        try:
+            value = int(text, 8)
+        except ValueError:
+            value = 1 << 64
+    else:
+        value = 1 << 64
     if value >= 1 << 64:
         raise _bad("bad octal field %r" % b)
     return value
 
 
+def _parse_base256(b: bytes) -> int:
+    """Base-256 two's complement (the high bit of the first byte marks it)."""
+    inv = 0xFF if b[0] & 0x40 else 0
+    x = 0
+    for i, c in enumerate(b):
+        c ^= inv
+        if i == 0:
+            c &= 0x7F
+        if x >> 56:
+            raise _bad("base-256 overflow")
+        x = (x << 8) | c
+    if x >> 63:
+        raise _bad("base-256 overflow")
+    return ~x if inv else x
+
+
+_NUMBERS: dict[bytes, int] = {}  # raw field → value: owners, modes and times repeat in a layer
+_NUMBERS_MAX = 4096
+
+
 def parse_numeric(b: bytes) -> int:
     """Octal, or base-256 two's complement when the high bit of the first byte is set."""
-    if b and b[0] & 0x80:
-        inv = 0xFF if b[0] & 0x40 else 0
-        x = 0
-        for i, c in enumerate(b):
-            c ^= inv
-            if i == 0:
-                c &= 0x7F
-            if x >> 56:
-                raise _bad("base-256 overflow")
-            x = (x << 8) | c
-        if x >> 63:
-            raise _bad("base-256 overflow")
-        return ~x if inv else x
-    return parse_octal(b)
+    value = _NUMBERS.get(b)
+    if value is None:
+        value = _parse_base256(b) if b and b[0] & 0x80 else _parse_octal(b)
+        if len(_NUMBERS) < _NUMBERS_MAX:
+            _NUMBERS[b] = value
+    return value
+
+
+def _byte_sum(b: bytes) -> int:
+    """Sum of the bytes of a 512-byte block, in C: adler32's first half is 1 + the sum
+    (mod 65521), exact for 256 bytes at a time."""
+    return (adler32(b[:256]) & 0xFFFF) + (adler32(b[256:]) & 0xFFFF) - 2
 
 
 def _high_bytes(b: bytes) -> int:
@@ -262,43 +289,50 @@ def _high_bytes(b: bytes) -> int:
     return len(b) - len(b.translate(None, _HIGH))
 
 
-def _checksums(block: bytes) -> tuple[int, int]:
-    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
-    signed = unsigned - 256 * _high_bytes(block) + 256 * _high_bytes(block[148:156])
-    return unsigned, signed
+def _checksum_ok(block: bytes, chksum: int) -> bool:
+    """Go's rule: the field matches the unsigned or the signed sum, the field itself as spaces."""
+    field = block[148:156]
+    unsigned = _byte_sum(block) - sum(field) + 8 * 32
+    if chksum == unsigned:
+        return True
+    return chksum == unsigned - 256 * _high_bytes(block) + 256 * _high_bytes(field)
+
+
+_HEADER = struct.Struct("100s8s8s8s12s12s8sB100s6s2s32s32s8s8s155s12s")
 
 
 def parse_header(block: bytes) -> TarHeader:
     """Decode one 512-byte header block the way Go's reader does (format by magic)."""
+    (name, mode, uid, gid, size, mtime, chksum_field, typeflag, linkname, magic, version,
+     _uname, _gname, devmajor, devminor, rest, trailer) = _HEADER.unpack(block)
     try:
-        chksum = parse_octal(block[148:156])
+        chksum = _parse_octal(chksum_field)
     except LayerError:
         raise _bad("checksum field") from None
-    if chksum not in _checksums(block):
+    if not _checksum_ok(block, chksum):
         raise _bad("checksum mismatch")
-    magic, version, trailer = block[257:263], block[263:265], block[508:512]
     hdr = TarHeader(
-        name=_cstring(block[0:100]),
-        linkname=_cstring(block[157:257]),
-        typeflag=block[156],
-        mode=parse_numeric(block[100:108]),
-        uid=parse_numeric(block[108:116]),
-        gid=parse_numeric(block[116:124]),
-        size=parse_numeric(block[124:136]),
-        mtime_ns=parse_numeric(block[136:148]) * 1_000_000_000,
+        _cstring(name),
+        _cstring(linkname),
+        typeflag,
+        parse_numeric(mode),
+        parse_numeric(uid),
+        parse_numeric(gid),
+        parse_numeric(size),
+        parse_numeric(mtime) * 1_000_000_000,
     )
     if magic == b"ustar\0" or (magic == b"ustar " and version == b" \0"):
-        hdr.devmajor = parse_numeric(block[329:337])
-        hdr.devminor = parse_numeric(block[337:345])
+        hdr.devmajor = parse_numeric(devmajor)
+        hdr.devminor = parse_numeric(devminor)
         prefix = b""
-        if magic == b"ustar\0" and trailer == b"tar\0":  # star
+        if magic == b"ustar\0" and trailer[8:] == b"tar\0":  # star
             prefix = _cstring(block[345:476])
             hdr.atime_ns = parse_numeric(block[476:488]) * 1_000_000_000
         elif magic == b"ustar\0":
-            prefix = _cstring(block[345:500])
-        elif block[345]:  # GNU atime, ignored when malformed
+            prefix = _cstring(rest)
+        elif rest[0]:  # GNU atime, ignored when malformed
             try:
-                hdr.atime_ns = parse_numeric(block[345:357]) * 1_000_000_000
+                hdr.atime_ns = parse_numeric(rest[:12]) * 1_000_000_000
             except LayerError:
                 hdr.atime_ns = None
         if prefix:

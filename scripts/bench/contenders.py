@@ -1,8 +1,10 @@
 """The three ways to pull an image that the benchmark times, each from a cold start.
 
-Every contender has an untimed `prepare()` (a fresh root, or the image removed and pruned),
+Every contender has an untimed `prepare()` (a fresh empty root, or a fresh dockerd on one),
 a timed `run()` returning a Sample, and `cleanup()`. Wall time is taken around the command;
 peak RSS comes from GNU time's report where the command runs under /usr/bin/time -v.
+Nothing is deleted between runs (see settle.py): every root stays under the bench's workdir,
+which is removed at the end.
 """
 
 from __future__ import annotations
@@ -77,40 +79,37 @@ class Emustore:
         return timed(self._argv(image.reference), rss=True)
 
     def cleanup(self) -> None:
-        if self.root is not None:
-            shutil.rmtree(self.root)
-            self.root = None
+        self.root = None  # kept: removing it now would slow the next run's file creation
 
 
 class Docker:
-    """`/usr/bin/docker pull REF` against a private dockerd 20.10 on its own data root."""
+    """`/usr/bin/docker pull REF` against a private dockerd 20.10, started on an empty data root
+    for each run (untimed) and stopped after it."""
 
     name = "docker"
 
     def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self.daemon_dir = Path(tempfile.mkdtemp(prefix="bk", dir="/tmp"))  # short: unix socket paths
-        self.daemon = Dockerd(workdir / "dockerd-root", self.daemon_dir)
-
-    def _argv(self, *args: str) -> list[str]:
-        return [str(DOCKER_CLI), "-H", f"unix://{self.daemon.socket}", *args]
+        self.daemon: Dockerd | None = None
 
     def prepare(self, image: PushedImage) -> None:
-        self.daemon.docker("rmi", "-f", image.reference, check=False)
-        self.daemon.docker("image", "prune", "-a", "-f")
-        if self.daemon.docker("images", "-q").stdout.strip():
-            raise RuntimeError("dockerd still has images after rmi and prune")
+        root = Path(tempfile.mkdtemp(prefix="dockerd-root-", dir=self.workdir))
+        self.daemon = Dockerd(root, self.daemon_dir)
 
     def run(self, image: PushedImage) -> Sample:
-        return timed(self._argv("pull", image.reference), env=self._env())
-
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_CONFIG": str(self.daemon.cli_config)}
+        """Pull with the running daemon (run again for a warm pull: the daemon has the image then)."""
+        assert self.daemon is not None, "prepare() first"
+        argv = [str(DOCKER_CLI), "-H", f"unix://{self.daemon.socket}", "pull", image.reference]
+        return timed(argv, env={**os.environ, "DOCKER_CONFIG": str(self.daemon.cli_config)})
 
     def cleanup(self) -> None:
-        pass
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
 
     def stop(self) -> None:
-        self.daemon.stop()
+        self.cleanup()
         shutil.rmtree(self.daemon_dir, ignore_errors=True)
 
 
@@ -145,6 +144,4 @@ class Floor:
         return timed(["bash", "-c", self.script(image, decompressors)], rss=True)
 
     def cleanup(self) -> None:
-        if self.dest is not None:
-            shutil.rmtree(self.dest)
-            self.dest = None
+        self.dest = None  # kept, as Emustore's roots are

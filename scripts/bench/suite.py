@@ -8,11 +8,13 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.bench.contenders import GNU_TIME, Docker, Emustore, Floor
 from scripts.bench.images import BenchImage, bench_images
 from scripts.bench.report import HOW_TO_READ, ImageResult, machine, median, peak_rss, render, spread
+from scripts.bench.settle import settle
 from tests.support.imagefactory import PushedImage
 from tests.support.registry import RegistryServer
 
@@ -36,45 +38,73 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def push(bench: BenchImage, registry: RegistryServer) -> tuple[PushedImage, PushedImage]:
+@dataclass(frozen=True)
+class Pushed:
+    """One benchmark image in the registry: what each contender pulls, and what it holds."""
+
+    name: str
+    description: str
+    image: PushedImage
+    twin: PushedImage  # what dockerd pulls (the image itself unless it cannot)
+    layers: int
+    compressed: int
+    uncompressed: int
+    decompressors: list[str]  # the floor's shell filter per layer
+
+
+def push(bench: BenchImage, registry: RegistryServer) -> Pushed:
     """Push the image (and its gzip twin, for dockerd) under bench/<name>:v1 and bench/<name>-twin:v1."""
     pushed = bench.image.push(registry.host, f"bench/{bench.name}", "v1")
     twin = bench.twin.push(registry.host, f"bench/{bench.name}-twin", "v1") if bench.twin else pushed
-    return pushed, twin
-
-
-def measure(
-    bench: BenchImage, registry: RegistryServer, contenders: tuple[Emustore, Docker, Floor], runs: int
-) -> ImageResult:
-    emustore, docker, floor = contenders
-    pushed, twin = push(bench, registry)
     layers = bench.image.layers
-    result = ImageResult(
+    return Pushed(
         bench.name,
         bench.description,
+        pushed,
+        twin,
         len(layers),
         sum(len(layer.blob) for layer in layers),
         sum(len(layer.tar) for layer in layers),
+        [DECOMPRESSORS[layer.compression] for layer in layers],
+    )
+
+
+def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int) -> ImageResult:
+    emustore, docker, floor = contenders
+    result = ImageResult(
+        image.name,
+        image.description,
+        image.layers,
+        image.compressed,
+        image.uncompressed,
         cold={"emustore": [], "docker": [], "floor": []},
         warm={"emustore": [], "docker": []},
     )
-    decompressors = [DECOMPRESSORS[layer.compression] for layer in layers]
     for run in range(runs):
         for contender in (emustore, docker, floor):
-            target = twin if contender is docker else pushed
+            target = image.twin if contender is docker else image.image
             contender.prepare(target)
-            os.sync()  # the previous run's writeback and removals do not land in this one's time
+            os.sync()  # the previous run's writeback does not land in this one's time
             try:
                 if contender is floor:
-                    sample = floor.run(target, decompressors)
+                    sample = floor.run(target, image.decompressors)
                 else:
                     sample = contender.run(target)
                     result.warm[contender.name].append(contender.run(target))  # again: warm
             finally:
                 contender.cleanup()
             result.cold[contender.name].append(sample)
-            log(f"  {bench.name} run {run + 1}/{runs} {contender.name}: {sample.seconds:.2f}s")
+            log(f"  {image.name} run {run + 1}/{runs} {contender.name}: {sample.seconds:.2f}s")
     return result
+
+
+def check_space(workdir: Path, images: list[Pushed], runs: int) -> None:
+    """Every run's tree is kept until the end (three contenders, plus metadata): fail early if
+    the disk cannot hold them."""
+    needed = sum(3 * runs * image.uncompressed for image in images) * 1.2
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        raise SystemExit(f"bench: {needed / 1e9:.1f} GB free needed under {workdir}, {free / 1e9:.1f} GB free")
 
 
 def summary(result: ImageResult) -> str:
@@ -100,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     registry = RegistryServer()
     docker: Docker | None = None
     try:
+        log("building the benchmark images from files on this machine ...")
+        images = []
+        for name, build in bench_images(args.quick).items():
+            if not args.only or name in args.only:
+                images.append(push(build(), registry))
+                log(f"{name}: {images[-1].description}")
+        check_space(workdir, images, runs)
         docker = Docker(workdir)
         contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
+        settle(workdir, log)
         results = []
-        log("building the benchmark images from files on this machine ...")
-        for name, build in bench_images(args.quick).items():
-            if args.only and name not in args.only:
-                continue
-            bench = build()
-            log(f"{bench.name}: {bench.description}")
-            results.append(measure(bench, registry, contenders, runs))
+        for image in images:
+            results.append(measure(image, contenders, runs))
             log(summary(results[-1]))
     finally:
         if docker is not None:
