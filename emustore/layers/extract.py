@@ -19,6 +19,7 @@ import xattr
 from emustore.errors import LayerError
 from emustore.layers.gopath import go_base, go_clean, go_dir
 from emustore.layers.rootfs import RootedPaths
+from emustore.layers.size import layer_size
 from emustore.layers.tarstream import TarHeader
 from emustore.layers.unprivileged import Unwritable
 
@@ -59,12 +60,14 @@ class Extractor:
     collected in `unwritable`; directory modes are then applied last so that children fit."""
 
     def __init__(self, diff_dir: str, opaque_xattr: str = OPAQUE_XATTR) -> None:
+        self.diff_dir = diff_dir
         self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
         self.opaque_xattr = opaque_xattr
         self.unwritable = Unwritable() if os.geteuid() != 0 else None
         self._dirs: list[tuple[bytes, int | None, int]] = []
         self._modes: list[tuple[bytes, int]] = []  # directory modes deferred without root
         self._parents: set[bytes] = set()  # parents seen to exist since the last removal
+        self._size: int | None = 0  # layer_size() as counted while creating; None after a removal
 
     def apply(self, hdr: TarHeader, data: Iterable[memoryview]) -> None:
         """Apply one member; `data` yields its content (only consumed for regular files)."""
@@ -157,6 +160,8 @@ class Extractor:
                     raise
         elif kind == REG:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, perm)
+            if self._size is not None:
+                self._size += hdr.size
             try:
                 for piece in data:
                     while piece:
@@ -173,6 +178,8 @@ class Extractor:
             os.link(target, path, follow_symlinks=False)
         elif kind == SYMLINK:
             os.symlink(hdr.linkname, path)
+            if self._size is not None:
+                self._size += len(hdr.linkname)
         else:
             raise LayerError("unhandled tar header type %d for %s" % (kind, _show(hdr.name)))
         return False
@@ -260,6 +267,12 @@ class Extractor:
             os.unlink(path)
         self.paths.forget()
         self._parents.clear()
+        self._size = None
+
+    def layer_size(self) -> int:
+        """The layer's size as dockerd measures it (size.py): counted on the way (each new
+        regular file and symlink is one inode; hard links add none), walked after a removal."""
+        return self._size if self._size is not None else layer_size(self.diff_dir)
 
     def finish(self) -> None:
         """Re-apply directory times last, so later children did not disturb them."""

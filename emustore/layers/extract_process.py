@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from emustore.errors import LayerError
 from emustore.layers.extract import Extractor
-from emustore.layers.size import layer_size
 from emustore.layers.tarstream import ByteStream, TarReader
 from emustore.layers.unprivileged import Unwritable
 
@@ -154,7 +153,7 @@ def extract_stream(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) ->
         extractor.finish()
     except LayerError as exc:
         return Outcome(applied, str(exc), extracting=True)
-    return Outcome(applied, unwritable=extractor.unwritable, size=layer_size(diff_dir))
+    return Outcome(applied, unwritable=extractor.unwritable, size=extractor.layer_size())
 
 
 def _chunks(fd: int) -> Iterator[bytes]:

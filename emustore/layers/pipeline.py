@@ -16,7 +16,6 @@ from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_r
 from emustore.layers.extract import OPAQUE_XATTR, Extractor
 from emustore.layers.extract_process import ExtractProcess
 from emustore.layers.prefetch import Prefetched
-from emustore.layers.size import layer_size
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
 from emustore.layers.tarstream import ByteStream, TarReader
 from emustore.layers.unprivileged import Unwritable
@@ -134,7 +133,7 @@ def _unpack(
     else:
         assert extractor is not None
         extractor.finish()
-        size, unwritable = layer_size(diff_dir), extractor.unwritable
+        size, unwritable = extractor.layer_size(), extractor.unwritable
     _verify(blob_hash, blob_digest)
     return LayerResult(
         blob_digest=blob_digest,

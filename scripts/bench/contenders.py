@@ -3,7 +3,7 @@
 Every contender has an untimed `prepare()` (a fresh empty root, or a fresh dockerd on one),
 a timed `run()` returning a Sample, and `cleanup()`. Wall time is taken around the command;
 peak RSS comes from GNU time's report where the command runs under /usr/bin/time -v.
-Nothing is deleted between runs (see settle.py): every root stays under the bench's workdir,
+Nothing is deleted between runs (see scratch.py): every root stays on the scratch file system,
 which is removed at the end.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from scripts.bench.contenders import GNU_TIME, Docker, Emustore, Floor
 from scripts.bench.images import BenchImage, bench_images
 from scripts.bench.report import HOW_TO_READ, ImageResult, machine, median, peak_rss, render, spread
-from scripts.bench.settle import settle
+from scripts.bench.scratch import ScratchFs
 from tests.support.imagefactory import PushedImage
 from tests.support.registry import RegistryServer
 
@@ -98,13 +98,9 @@ def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int
     return result
 
 
-def check_space(workdir: Path, images: list[Pushed], runs: int) -> None:
-    """Every run's tree is kept until the end (three contenders, plus metadata): fail early if
-    the disk cannot hold them."""
-    needed = sum(3 * runs * image.uncompressed for image in images) * 1.2
-    free = shutil.disk_usage(workdir).free
-    if free < needed:
-        raise SystemExit(f"bench: {needed / 1e9:.1f} GB free needed under {workdir}, {free / 1e9:.1f} GB free")
+def needed_space(images: list[Pushed], runs: int) -> int:
+    """Every run's tree is kept until the end: three contenders, plus a fifth for metadata."""
+    return int(sum(3 * runs * image.uncompressed for image in images) * 1.2)
 
 
 def summary(result: ImageResult) -> str:
@@ -126,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     started = time.monotonic()
     machine_line = machine()
-    workdir = Path(tempfile.mkdtemp(prefix="emustore-bench-"))
+    hostdir = Path(tempfile.mkdtemp(prefix="emustore-bench-"))
     registry = RegistryServer()
     docker: Docker | None = None
+    scratch: ScratchFs | None = None
     try:
         log("building the benchmark images from files on this machine ...")
         images = []
@@ -136,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.only or name in args.only:
                 images.append(push(build(), registry))
                 log(f"{name}: {images[-1].description}")
-        check_space(workdir, images, runs)
+        needed = needed_space(images, runs)
+        if shutil.disk_usage(hostdir).free < needed:
+            log(f"bench: {needed / 1e9:.1f} GB free needed under {hostdir}")
+            return 1
+        scratch = ScratchFs(hostdir, needed)
+        workdir = scratch.mountpoint
         docker = Docker(workdir)
         contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
-        settle(workdir, log)
         results = []
         for image in images:
             results.append(measure(image, contenders, runs))
@@ -148,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         if docker is not None:
             docker.stop()
         registry.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if scratch is not None:
+            scratch.close()
+        shutil.rmtree(hostdir, ignore_errors=True)
     page = render(results, runs, machine_line, HOW_TO_READ)
     print(page)
     if output is not None:

@@ -1,0 +1,41 @@
+"""A fresh ext4 file system for one benchmark run: a sparse image file, loop-mounted.
+
+Every contender writes its trees there, so all start from the same clean state whatever the
+machine's disk went through before. (On an ext4 without a journal, like this machine's root,
+inodes freed in the last minutes are skipped one by one when new ones are allocated: creating
+30,000 files right after deleting 30,000 took `tar -x` 13.7 s instead of 1.2 s.) The file
+system has mkfs.ext4's defaults, with a journal, as a typical Docker host's disk. Nothing is
+deleted inside it during the run; unmounting and removing the image is the cleanup.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+MIN_SIZE = 4 << 30
+
+
+class ScratchFs:
+    """Creates and mounts the file system at construction; `close()` unmounts and removes it."""
+
+    def __init__(self, host_dir: Path, size: int) -> None:
+        for tool in ("mkfs.ext4", "mount", "umount"):
+            if shutil.which(tool) is None:
+                raise RuntimeError(f"bench: {tool} is missing (e2fsprogs, mount)")
+        if os.geteuid() != 0:
+            raise RuntimeError("bench: needs root (a loop-mounted scratch file system and a dockerd)")
+        self.image = host_dir / "scratch.ext4"
+        self.mountpoint = Path(tempfile.mkdtemp(prefix="emustore-bench-fs-"))
+        with self.image.open("wb") as f:
+            f.truncate(max(size, MIN_SIZE))  # sparse: only what is written takes space
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)], check=True)
+
+    def close(self) -> None:
+        subprocess.run(["umount", str(self.mountpoint)], check=False)
+        self.mountpoint.rmdir()
+        self.image.unlink()
