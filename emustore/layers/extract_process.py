@@ -1,10 +1,10 @@
-"""A layer's extraction in a forked child process, fed the layer's tar stream through a pipe.
+"""A layer's extraction in a forked child process, fed the parsed members through a pipe.
 
 Extraction is Python work plus several system calls per member. In its own process it runs
-beside the parent's download, decompression, hashing and tar-split, instead of sharing one
-GIL with them (and with the other layers). The child reads the same bytes with the same
-TarReader and applies them with the same Extractor as an extraction in the calling thread;
-it reports how far it got as an `Outcome`, and the parent decides which error came first.
+beside the parent's download, decompression, hashing, tar parsing and tar-split, instead of
+sharing one GIL with them (and with the other layers). The parent sends each member it parsed
+as a record (header fields, then the content); the child applies them in order with the same
+Extractor an extraction in the calling thread uses, and reports how far it got: `Outcome`.
 """
 
 from __future__ import annotations
@@ -15,40 +15,44 @@ import fcntl
 import os
 import pickle
 import signal
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from emustore.errors import LayerError
 from emustore.layers.extract import Extractor
-from emustore.layers.tarstream import ByteStream, TarReader
+from emustore.layers.tarstream import ByteStream, TarHeader
 from emustore.layers.unprivileged import Unwritable
 
 PIPE_SIZE = 1 << 20  # fewer context switches than the default 64 KiB (capped by pipe-max-size)
-READ_SIZE = 1 << 20
+SEND_AT = 1 << 20  # records buffered before they go down the pipe
 _F_SETPIPE_SZ = 1031
 _PR_SET_PDEATHSIG = 1
+_NO_ATIME = -(1 << 63)
+# typeflag, mode, uid, gid, size, mtime_ns, atime_ns, devmajor, devminor, len(name), len(linkname), len(xattrs)
+_RECORD = struct.Struct("<BqqqqqqqqIII")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the child did: members applied, or the error that stopped it and where."""
+    """What the child did: members applied, or the extraction error that stopped it and where."""
 
     applied: int
     error: str | None = None
-    extracting: bool = False  # the error came from applying a member, not from reading the stream
     unwritable: Unwritable | None = None
-    size: int = 0  # the layer size, measured after a complete extraction
+    size: int = 0  # the layer size, once the extraction is complete
 
     def error_first(self, index: int) -> LayerError | None:
-        """The child's error if it comes before the parent's at member `index` in archive order:
-        an extraction error at a member the parent reached (reading errors are the parent's too)."""
-        if self.error is not None and self.extracting and self.applied <= index:
+        """The child's error if it comes first in archive order: it happened at a member the
+        parent reached (index: the parent's member when the parent failed)."""
+        if self.error is not None and self.applied <= index:
             return LayerError(self.error)
         return None
 
 
 class ExtractProcess:
-    """Forks the child at construction; `feed()` the tar stream, then `finish()` (or `abort()`)."""
+    """Forks the child at construction; send each member (`member`, then its `content`),
+    then `finish()` for the outcome, or `abort()`."""
 
     def __init__(self, diff_dir: str, opaque_xattr: str) -> None:
         data_read, self._data = os.pipe()
@@ -62,26 +66,49 @@ class ExtractProcess:
             _child(data_read, result_write, diff_dir, opaque_xattr)
         os.close(data_read)
         os.close(result_write)
-        self.ended = False  # the child stopped reading (it failed): feeding is pointless
+        self.ended = False  # the child stopped reading (it failed): sending is pointless
+        self._buffer = bytearray()
         self._outcome: Outcome | None = None
 
-    def feed(self, chunk: bytes) -> None:
-        """Hand the child the next bytes of the tar stream (blocks while its pipe is full)."""
-        if self.ended:
-            return
-        view = memoryview(chunk)
-        try:
-            while view:
-                view = view[os.write(self._data, view) :]
-        except BrokenPipeError:
-            self.ended = True
+    def member(self, hdr: TarHeader) -> None:
+        """Send a member's header; its content (hdr.data_size bytes) follows through `content`."""
+        xattrs = pickle.dumps(hdr.xattrs) if hdr.xattrs else b""
+        self._buffer += _RECORD.pack(
+            hdr.typeflag, hdr.mode, hdr.uid, hdr.gid, hdr.size, hdr.mtime_ns,
+            _NO_ATIME if hdr.atime_ns is None else hdr.atime_ns, hdr.devmajor, hdr.devminor,
+            len(hdr.name), len(hdr.linkname), len(xattrs),
+        )
+        self._buffer += hdr.name
+        self._buffer += hdr.linkname
+        self._buffer += xattrs
+        if len(self._buffer) >= SEND_AT:
+            self._send()
+
+    def content(self, piece: bytes | memoryview) -> None:
+        self._buffer += piece
+        if len(self._buffer) >= SEND_AT:
+            self._send()
+
+    def _send(self) -> None:
+        if not self.ended:
+            view = memoryview(self._buffer)
+            try:
+                while view:
+                    view = view[os.write(self._data, view) :]
+            except BrokenPipeError:
+                self.ended = True
+            finally:
+                view.release()
+        self._buffer.clear()
 
     def finish(self) -> Outcome:
-        """End the stream and wait for the child's outcome (once; later calls repeat it)."""
+        """Send what is buffered, end the stream and wait for the child's outcome (once; later
+        calls repeat it). After a failure of the parent's, the child stops where the records do."""
         if self._outcome is None:
+            self._send()
             self._close_data()
             payload = bytearray()
-            while chunk := os.read(self._results, READ_SIZE):
+            while chunk := os.read(self._results, SEND_AT):
                 payload += chunk
             os.close(self._results)
             _, status = os.waitpid(self.pid, 0)
@@ -109,7 +136,7 @@ class ExtractProcess:
 
 def _died(status: int) -> Outcome:
     how = "signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status) else "status %d" % os.WEXITSTATUS(status)
-    return Outcome(0, "failed to register layer: the extraction process ended with %s" % how, extracting=True)
+    return Outcome(0, "failed to register layer: the extraction process ended with %s" % how)
 
 
 def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  # pragma: no cover
@@ -118,10 +145,7 @@ def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         _close_other_fds({0, 1, 2, data, results})
-        outcome = extract_stream(_chunks(data), diff_dir, opaque_xattr)
-        while os.read(data, READ_SIZE):  # the bytes after the archive end: the parent still sends them
-            pass
-        payload = pickle.dumps(outcome)
+        payload = pickle.dumps(apply_records(_chunks(data), diff_dir, opaque_xattr))
         while payload:
             payload = payload[os.write(results, payload) :]
     except BaseException:
@@ -129,35 +153,43 @@ def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  
     os._exit(0)
 
 
-def extract_stream(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) -> Outcome:
-    """Apply a whole tar stream to `diff_dir`; stop at the first error, reporting where."""
-    reader = TarReader(ByteStream(chunks, _ignore))
+def apply_records(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) -> Outcome:
+    """Apply the members of a record stream to `diff_dir` in order; stop at the first error.
+    A stream ending inside a record (the parent failed there) ends the extraction."""
+    stream = ByteStream(chunks, _ignore)
     extractor = Extractor(diff_dir, opaque_xattr)
     applied = 0
     while True:
-        try:
-            hdr = reader.next()
-        except LayerError as exc:
-            return Outcome(applied, str(exc))
-        if hdr is None:
+        head = stream.read(_RECORD.size)
+        if len(head) < _RECORD.size:
             break
-        pieces = reader.data()
+        kind, mode, uid, gid, size, mtime, atime, major, minor, name_len, link_len, xattrs_len = _RECORD.unpack(head)
+        name = stream.read(name_len)
+        linkname = stream.read(link_len)
+        xattrs = stream.read(xattrs_len)
+        if len(xattrs) < xattrs_len:
+            break
+        hdr = TarHeader(
+            name, linkname, kind, mode, uid, gid, size, mtime, None if atime == _NO_ATIME else atime,
+            major, minor, pickle.loads(xattrs) if xattrs else {},
+        )
+        pieces = stream.pieces(hdr.data_size)
         try:
             extractor.apply(hdr, pieces)
-            for _ in pieces:  # content the extraction did not need
-                pass
         except LayerError as exc:
-            return Outcome(applied, str(exc), extracting=not reader.truncated)
+            return Outcome(applied, str(exc))
+        for _ in pieces:  # content the extraction did not need
+            pass
         applied += 1
     try:
         extractor.finish()
     except LayerError as exc:
-        return Outcome(applied, str(exc), extracting=True)
+        return Outcome(applied, str(exc))
     return Outcome(applied, unwritable=extractor.unwritable, size=extractor.layer_size())
 
 
 def _chunks(fd: int) -> Iterator[bytes]:
-    while chunk := os.read(fd, READ_SIZE):
+    while chunk := os.read(fd, SEND_AT):
         yield chunk
 
 

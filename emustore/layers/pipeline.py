@@ -106,8 +106,7 @@ def _unpack(
     diff_hash = hashlib.sha256()
     child = ExtractProcess(diff_dir, opaque_xattr) if separate_process else None
     extractor = None if child is not None else Extractor(diff_dir, opaque_xattr)
-    consumers = [diff_hash.update] if child is None else [diff_hash.update, child.feed]
-    ahead = Prefetched(_fed(iter(decompressed), consumers))  # download, hash, decompress, feed the child
+    ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # download, hash, decompress
     position = _Position()
     try:
         _split(ByteStream(iter(ahead), _ignore), tar_split_path, extractor, child, position, file_reads, decompressed)
@@ -174,11 +173,10 @@ def _split(
         packer.close()
 
 
-def _fed(chunks: Iterator[bytes], consumers: list[Callable[[bytes], None]]) -> Iterator[bytes]:
-    """`chunks`, each handed to every consumer (a hash, the extraction child) on the way."""
+def _fed(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    """`chunks`, each handed to `update` (a hash) on the way."""
     for chunk in chunks:
-        for consume in consumers:
-            consume(chunk)
+        update(chunk)
         yield chunk
 
 
@@ -202,10 +200,13 @@ def _disassemble(
         if hdr is None:
             return
         crc = 0
-        if extractor is None:
+        if child is not None:
+            child.member(hdr)
             for piece in reader.data():
                 crc = crc64_iso(piece, crc)
+                child.content(piece)
         else:
+            assert extractor is not None
             def content() -> Iterator[memoryview]:
                 nonlocal crc
                 for piece in reader.data():

@@ -116,7 +116,6 @@ class TarReader:
         self._pad = 0
         self._remaining = 0
         self.raw = b""
-        self.truncated = False  # the stream ended inside a member's content
 
     def next(self) -> TarHeader | None:
         """The next member, or None at the end of the archive; `raw` holds its segment."""
@@ -216,7 +215,6 @@ class TarReader:
             yield piece
         self._remaining = 0
         if got < want:
-            self.truncated = True
             raise LayerError("unexpected EOF in tar member content")
 
 
