@@ -11,18 +11,20 @@ from emustore.commands import register_all
 from emustore.errors import EmustoreError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `command` (the first argument), only that command's."""
     parser = argparse.ArgumentParser(
         prog="emustore",
         description="Write container images into a Docker Engine 20.10 (overlay2) data root, no daemon needed.",
     )
     parser.add_argument("--version", action="version", version="emustore " + __version__)
-    register_all(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    register_all(parser.add_subparsers(dest="command", metavar="COMMAND", required=True), only=command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(given[0] if given else None).parse_args(given)
     try:
         return int(args.func(args))
     except EmustoreError as exc:

@@ -25,8 +25,9 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register_all(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Import every command module of this package (sorted by name) and let it register."""
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(subparsers)
+def register_all(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", only: str | None = None) -> None:
+    """Import every command module of this package (sorted by name) and let it register; with
+    `only` naming one of them, just that one (a command line runs one command: a faster start)."""
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__))
+    for name in [only] if only in names else names:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)

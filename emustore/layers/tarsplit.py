@@ -23,7 +23,7 @@ from emustore.layers.gopath import go_clean
 FILE_TYPE = 1
 SEGMENT_TYPE = 2
 FLUSH_AT = 1 << 16  # JSON text buffered before it goes to the compressor
-_PLAIN_JSON = re.compile(r'[^\x00-\x1f"\\<>&\x7f-\U0010ffff]*\Z')  # nothing Go would escape, ASCII
+_PLAIN_NAME = re.compile(rb'[^\x00-\x1f"\\<>&\x7f-\xff]*\Z')  # ASCII Go's JSON writes as is
 
 
 def crc64_iso(data: bytes | memoryview, previous: int | None = None) -> int:
@@ -42,16 +42,15 @@ class TarSplitPacker:
     The gzip bytes differ from dockerd's (another compressor); the JSON lines are the same."""
 
     def __init__(self, out: BinaryIO) -> None:
-        self._gz = igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=2, mtime=0)
-        self._lines: list[str] = []
+        self._gz = igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
+        self._lines: list[bytes] = []
         self._buffered = 0
         self._position = 0
         self._seen: set[bytes] = set()
 
     def add_segment(self, raw: bytes | memoryview) -> None:
         """Append a raw segment; an empty one is written as "" (tar-split's read of 0 bytes)."""
-        payload = b2a_base64(raw, newline=False).decode("ascii")
-        self._write('{"type":2,"payload":"%s","position":%d}\n' % (payload, self._position))
+        self._write(b'{"type":2,"payload":"%b","position":%d}\n' % (b2a_base64(raw, newline=False), self._position))
 
     def add_file(self, name: bytes, size: int, crc: int | None) -> None:
         """Append a file entry; `crc` is None for entries without content (size 0)."""
@@ -62,16 +61,18 @@ class TarSplitPacker:
                 % name.decode("utf-8", "backslashreplace")
             )
         self._seen.add(cleaned)
-        try:
-            text = name.decode("utf-8")
-            field = '"name":"%s"' % text if _PLAIN_JSON.match(text) else '"name":' + go_string(text)
-        except UnicodeDecodeError:
-            field = '"name_raw":"%s"' % base64.b64encode(name).decode("ascii")
-        sized = '"size":%d,' % size if size else ""
-        payload = '"%s"' % b2a_base64(crc_payload(crc), newline=False).decode("ascii") if crc is not None else "null"
-        self._write('{"type":1,%s,%s"payload":%s,"position":%d}\n' % (field, sized, payload, self._position))
+        if _PLAIN_NAME.match(name):
+            field = b'"name":"%b"' % name
+        else:
+            try:
+                field = b'"name":' + go_string(name.decode("utf-8")).encode("utf-8")
+            except UnicodeDecodeError:
+                field = b'"name_raw":"%b"' % base64.b64encode(name)
+        sized = b'"size":%d,' % size if size else b""
+        payload = b'"%b"' % b2a_base64(crc_payload(crc), newline=False) if crc is not None else b"null"
+        self._write(b'{"type":1,%b,%b"payload":%b,"position":%d}\n' % (field, sized, payload, self._position))
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: bytes) -> None:
         self._position += 1
         self._lines.append(line)
         self._buffered += len(line)
@@ -80,7 +81,7 @@ class TarSplitPacker:
 
     def flush(self) -> None:
         if self._lines:
-            self._gz.write("".join(self._lines).encode("utf-8"))
+            self._gz.write(b"".join(self._lines))
             self._lines = []
             self._buffered = 0
 

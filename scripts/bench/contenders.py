@@ -2,7 +2,7 @@
 
 Every contender has an untimed `prepare()` (a fresh empty root, or a fresh dockerd on one),
 a timed `run()` returning a Sample, and `cleanup()`. Wall time is taken around the command;
-peak RSS comes from GNU time's report where the command runs under /usr/bin/time -v.
+peak memory is sampled over the command's whole process tree.
 Nothing is deleted between runs (see scratch.py): every root stays on the scratch file system,
 which is removed at the end.
 """
@@ -10,7 +10,6 @@ which is removed at the end.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,37 +21,58 @@ from pathlib import Path
 from tests.support.dockerd import DOCKER_CLI, Dockerd
 from tests.support.imagefactory import PushedImage
 
-GNU_TIME = Path("/usr/bin/time")
-_MAX_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+SAMPLE_EVERY = 0.02  # seconds between two memory samples of the process tree
 
 
 @dataclass(frozen=True)
 class Sample:
     seconds: float
-    rss_kib: int | None = None
+    rss_kib: int | None = None  # peak memory of the whole process tree (PSS sum), when measured
 
 
 def timed(argv: list[str], *, env: dict[str, str] | None = None, rss: bool = False) -> Sample:
-    """Run `argv` (under `time -v` when `rss`), fail loudly on a non-zero exit."""
-    report = None
-    if rss:
-        fd, report = tempfile.mkstemp(prefix="bench-time-")
-        os.close(fd)
-        argv = [str(GNU_TIME), "-v", "-o", report, *argv]
+    """Run `argv` (sampling its process tree's memory when `rss`), fail loudly on a non-zero exit."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    peak = _sample_peak(process) if rss else None
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {stderr.strip()[-2000:]}")
+    return Sample(seconds, peak)
+
+
+def _sample_peak(process: subprocess.Popen[str]) -> int:
+    """The largest sum over the process and its descendants of their proportional set size
+    (forked children share pages with their parent: PSS counts each page once), in KiB."""
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, sum(_pss_kib(pid) for pid in _tree(process.pid)))
+        time.sleep(SAMPLE_EVERY)
+    return peak
+
+
+def _tree(pid: int) -> list[int]:
+    pids, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                pending += [int(c) for c in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
     try:
-        start = time.perf_counter()
-        result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-        seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-        peak = None
-        if report is not None:
-            found = _MAX_RSS.search(Path(report).read_text())
-            peak = int(found.group(1)) if found else None
-        return Sample(seconds, peak)
-    finally:
-        if report is not None:
-            os.unlink(report)
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class Emustore:

@@ -76,7 +76,7 @@ def render(results: list[ImageResult], runs: int, machine_line: str, notes: list
         "",
         "Wall time in seconds, median (min–max). Ratios are of medians; below 1 means emustore is faster.",
         "",
-        "| image | layers | compressed | unpacked | emustore | docker pull | floor | emustore ÷ docker | emustore ÷ floor | emustore peak RSS |",
+        "| image | layers | compressed | unpacked | emustore | docker pull | floor | emustore ÷ docker | emustore ÷ floor | emustore peak memory |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -99,7 +99,7 @@ def render(results: list[ImageResult], runs: int, machine_line: str, notes: list
         "",
         "Warm re-pull (the image already in the root: manifest only, no blob requested):",
         "",
-        "| image | emustore | docker pull | emustore peak RSS |",
+        "| image | emustore | docker pull | emustore peak memory |",
         "|---|---|---|---|",
     ]
     for r in results:
@@ -114,17 +114,19 @@ def render(results: list[ImageResult], runs: int, machine_line: str, notes: list
 
 
 HOW_TO_READ = [
-    "**emustore**: `python -m emustore pull REF --root DIR` as a subprocess into a fresh empty root, "
-    "under `/usr/bin/time -v` (peak RSS is its maximum resident set size); the time includes the "
-    "interpreter's start.",
-    "**docker pull**: `/usr/bin/docker pull REF` against a private dockerd 20.10 (overlay2, own data "
-    "root); before each run the image is removed and pruned, so every layer is downloaded again.",
+    "**emustore**: `python -m emustore pull REF --root DIR` as a subprocess into a fresh empty root; the "
+    "time includes the interpreter's start. Peak memory is the largest sum, sampled every 20 ms, of the "
+    "proportional set size (PSS) of emustore and its extraction processes (forks share pages: PSS counts "
+    "each page once).",
+    "**docker pull**: `/usr/bin/docker pull REF` against a private dockerd 20.10 (overlay2), started "
+    "(untimed) on an empty data root for each run, so every layer is downloaded and extracted.",
     "**floor**: every layer blob through `curl | gzip -d | tar -x` (or `zstd -d`), all layers at once; "
     "no verification, no tar-split, no metadata: what the machine needs just to move the bytes.",
     "Runs are interleaved (emustore, docker, floor, emustore, ...) so that load on the machine hits all "
     "three alike; all three read the same local `docker-registry` over loopback; the disks are synced "
     "before each timed run.",
-    "The two `bigfiles` sizes show the memory: peak RSS stays flat while the image triples.",
-    "Small-file images are bound by the kernel's file creation, the same work for all three; on a "
-    "shared machine its cost varies from moment to moment, which the min–max spread shows.",
+    "All three write to a fresh ext4 (mkfs defaults, with a journal) loop-mounted for the run, and nothing "
+    "is deleted there until the end (see scripts/bench/scratch.py: on this machine's journal-less root "
+    "file system, creating files right after deleting many is up to ten times slower).",
+    "The two `bigfiles` sizes show the memory: peak memory stays flat while the image triples.",
 ]

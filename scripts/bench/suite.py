@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.bench.contenders import GNU_TIME, Docker, Emustore, Floor
+from scripts.bench.contenders import Docker, Emustore, Floor
 from scripts.bench.images import BenchImage, bench_images
 from scripts.bench.report import HOW_TO_READ, ImageResult, machine, median, peak_rss, render, spread
 from scripts.bench.scratch import ScratchFs
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = args.runs or (3 if args.quick else 5)
     output = args.output if args.output is not None else (None if args.quick else DOCS)
-    for tool in (GNU_TIME, Path("/usr/bin/curl"), Path("/usr/bin/zstd")):
+    for tool in (Path("/usr/bin/curl"), Path("/usr/bin/zstd")):
         if not tool.exists():
             log(f"bench: {tool} is missing (run `make setup` as root)")
             return 1

@@ -39,6 +39,7 @@ class _Watch:
 
     allowed: tuple[str, ...] = ()
     outside: list[str] = []
+    separate_process = False
 
 
 def _resolved(path: object) -> str | None:
@@ -80,6 +81,14 @@ def _snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int, int, bytes]]:
     return found
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["here", "child"])
+def separate_process(request: pytest.FixtureRequest) -> bool:
+    """Every case twice: extracted in the calling thread, where the audit hook sees each write,
+    and in the forked child the pull uses, where the snapshot of the surroundings is the witness."""
+    _Watch.separate_process = request.param
+    return request.param
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Path:
     """sandbox/{outside/decoy, stage/diff/}: hostile names aim at outside/."""
@@ -101,7 +110,7 @@ def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = No
     _Watch.allowed = (str(diff.resolve()), str(tar_split.resolve()))
     error = None
     try:
-        unpack_layer(chunks, digest, str(diff), str(tar_split), **kw)  # type: ignore[arg-type]
+        unpack_layer(chunks, digest, str(diff), str(tar_split), separate_process=_Watch.separate_process, **kw)  # type: ignore[arg-type]
     except LayerError as exc:
         error = exc
     finally:

@@ -1,0 +1,157 @@
+"""Extraction in a forked child (extract_process.py) gives what extraction in the calling thread
+gives: the same tree, result and tar-split for good layers, the same first error for bad ones."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+import xattr
+
+from emustore.errors import LayerError
+from emustore.layers.extract import Extractor
+from emustore.layers.extract_process import ExtractProcess
+from emustore.layers.pipeline import LayerResult, unpack_layer
+from emustore.layers.size import layer_size
+from emustore.layers.tarstream import ByteStream, TarReader
+from tests.support.tarlayer import BLOCK, LayerBuilder
+
+IMPLICIT_DIRS_EXCEPT = {"etc", "usr/lib"}  # the directories _good_layer has members for
+BIG = bytes(range(256)) * 5000  # 1.28 MB: more than one buffer of records
+
+
+def _good_layer() -> bytes:
+    return (
+        LayerBuilder()
+        .dir("etc/", mode=0o755, uid=0, gid=0)
+        .file("etc/passwd", b"root:x:0:0\n", mode=0o644)
+        .file("etc/shadow", b"secret\n", mode=0o640, uid=0, gid=42)
+        .file("usr/bin/tool", BIG, mode=0o4755)
+        .file("home/user/.profile", b"export X=1\n", uid=1000, gid=1000)
+        .hardlink("usr/bin/tool2", "usr/bin/tool")
+        .symlink("usr/bin/link", "tool")
+        .dir("usr/lib/")
+        .symlink("lib", "usr/lib")
+        .file("lib/libc.so", b"\x7fELF", mode=0o755)
+        .file("xattr-file", b"x", xattrs={"user.test": b"value"})
+        .fifo("run/fifo")
+        .chardev("dev/null", 1, 3)
+        .whiteout("var/cache")
+        .opaque("opt")
+        .file("opt/replaced", b"new\n")
+        .symlink("lib2", "/usr/lib")
+        .file("lib2/libc.so", b"replaced", mode=0o600)  # the same file by another name: replaced
+        .build(trailing=b"\0" * 3 * BLOCK)
+    )
+
+
+def _unpack(tmp_path: Path, name: str, layer: bytes, separate_process: bool) -> tuple[LayerResult | LayerError, Path]:
+    blob = gzip.compress(layer, mtime=0)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    diff = tmp_path / name / "diff"
+    diff.mkdir(parents=True)
+    chunks = [blob[i : i + 7000] for i in range(0, len(blob), 7000)]
+    try:
+        return unpack_layer(iter(chunks), digest, str(diff), str(tmp_path / name / "ts"), separate_process=separate_process), diff
+    except LayerError as exc:
+        return exc, diff
+
+
+def _tree(diff: Path) -> dict[str, tuple]:
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(diff):
+        for name in dirnames + filenames + ([] if dirpath != str(diff) else ["."]):
+            path = os.path.join(dirpath, name) if name != "." else dirpath
+            st = os.lstat(path)
+            content = Path(path).read_bytes() if stat.S_ISREG(st.st_mode) else os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+            attrs = sorted(xattr.listxattr(path, symlink=True))
+            rel = os.path.relpath(path, diff)
+            whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+            implicit = whiteout or (stat.S_ISDIR(st.st_mode) and rel not in IMPLICIT_DIRS_EXCEPT)  # the clock's time
+            found[rel] = (
+                st.st_mode, st.st_uid, st.st_gid, None if implicit else st.st_mtime_ns, st.st_rdev, st.st_nlink,
+                content, attrs,
+            )
+    return found
+
+
+def test_the_child_writes_what_the_calling_thread_writes(tmp_path: Path) -> None:
+    layer = _good_layer()
+    here, here_diff = _unpack(tmp_path, "here", layer, separate_process=False)
+    child, child_diff = _unpack(tmp_path, "child", layer, separate_process=True)
+    assert isinstance(here, LayerResult) and isinstance(child, LayerResult)
+    assert child == here
+    assert _tree(child_diff) == _tree(here_diff)
+    assert len(_tree(child_diff)) > 15
+    assert gzip.decompress((tmp_path / "child" / "ts").read_bytes()) == gzip.decompress((tmp_path / "here" / "ts").read_bytes())
+    assert child.size == layer_size(str(child_diff))
+
+
+FAULTY = {
+    # an extraction error (a file below a file) before a corrupt header: the extraction error
+    "extraction_then_corrupt_header": LayerBuilder().file("a", b"x").file("a/b", b"y").file("c", b"z").raw(b"\x01" * BLOCK),
+    # a corrupt header before an extraction error: the header's error
+    "corrupt_header_then_extraction": LayerBuilder().file("a", b"x").raw(b"\x01" * BLOCK).file("a/b", b"y"),
+    # a duplicate path (tar-split refuses it after applying it) before an extraction error
+    "duplicate_then_extraction": LayerBuilder().file("d", b"1").file("./d", b"2").file("d/e", b"3"),
+    # a member replacing another whose path is a duplicate of it: the duplicate error
+    "replacement_at_duplicate": LayerBuilder().file("f", b"1").dir("f/"),
+    # the stream ends inside a member's content
+    "truncated_content": LayerBuilder().file("a", b"x").raw(LayerBuilder().file("big", BIG).build()[: 3 * BLOCK]),
+    # a hard link to nothing
+    "dangling_hardlink": LayerBuilder().file("a", b"x").hardlink("b", "missing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAULTY))
+def test_the_first_error_is_the_same_in_the_child(tmp_path: Path, case: str) -> None:
+    layer = FAULTY[case].build() if not case.startswith("truncated") else FAULTY[case].build(end_blocks=0)
+    here, _ = _unpack(tmp_path, "here", layer, separate_process=False)
+    child, _ = _unpack(tmp_path, "child", layer, separate_process=True)
+    assert isinstance(here, LayerError), here
+    assert isinstance(child, LayerError), child
+    assert str(child) == str(here)
+
+
+def test_a_child_that_dies_is_a_layer_error(tmp_path: Path) -> None:
+    process = ExtractProcess(str(tmp_path), "trusted.overlay.opaque")
+    os.kill(process.pid, signal.SIGKILL)
+    outcome = process.finish()
+    assert outcome.error is not None and "ended with signal 9" in outcome.error
+    assert outcome.error_first(0) is not None
+
+
+def test_abort_reaps_the_child(tmp_path: Path) -> None:
+    process = ExtractProcess(str(tmp_path), "trusted.overlay.opaque")
+    process.abort()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(process.pid, os.WNOHANG)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        LayerBuilder().file("a", b"12345").hardlink("b", "a").symlink("c", "a").dir("d/").file("d/e", BIG),
+        LayerBuilder().file("a", b"12345").file("a/b", b"x"),  # fails: what was written still counts
+        LayerBuilder().symlink("l", "dir").dir("dir/").file("l/f", b"abc").file("dir/f2", b"de"),
+        LayerBuilder().dir("x/").file("x/f", b"123").symlink("y", "x").file("y", b"replaces"),
+    ],
+    ids=["links", "failed", "through-symlink", "replaced"],
+)
+def test_counted_layer_size_is_the_walked_one(tmp_path: Path, layer: LayerBuilder) -> None:
+    extractor = Extractor(str(tmp_path))
+    reader = TarReader(ByteStream(iter([layer.build()]), lambda chunk: None))
+    try:
+        while (hdr := reader.next()) is not None:
+            pieces = reader.data()
+            extractor.apply(hdr, pieces)
+            for _ in pieces:
+                pass
+    except LayerError:
+        pass
+    assert extractor.layer_size() == layer_size(str(tmp_path))
