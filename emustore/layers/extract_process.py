@@ -28,6 +28,7 @@ PIPE_SIZE = 1 << 20  # fewer context switches than the default 64 KiB (capped by
 SEND_AT = 1 << 20  # records buffered before they go down the pipe
 _F_SETPIPE_SZ = 1031
 _PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a child must not dlopen (another thread may hold its lock)
 _NO_ATIME = -(1 << 63)
 # typeflag, mode, uid, gid, size, mtime_ns, atime_ns, devmajor, devminor, len(name), len(linkname), len(xattrs)
 _RECORD = struct.Struct("<BqqqqqqqqIII")
@@ -143,7 +144,7 @@ def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  
     """The child's whole life: extract, report, exit without running the parent's cleanups."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the parent's death (SIGKILL) ends the child too
         _close_other_fds({0, 1, 2, data, results})
         payload = pickle.dumps(apply_records(_chunks(data), diff_dir, opaque_xattr))
         while payload:
