@@ -32,13 +32,15 @@ class Sample:
 
 def timed(argv: list[str], *, env: dict[str, str] | None = None, rss: bool = False) -> Sample:
     """Run `argv` (sampling its process tree's memory when `rss`), fail loudly on a non-zero exit."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-    peak = _sample_peak(process) if rss else None
-    _, stderr = process.communicate()
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {stderr.strip()[-2000:]}")
+    with tempfile.TemporaryFile(mode="w+") as errors:  # a file: a chatty command never blocks on it
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, env=env, text=True)
+        peak = _sample_peak(process) if rss else None
+        process.wait()
+        seconds = time.perf_counter() - start
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {errors.read().strip()[-2000:]}")
     return Sample(seconds, peak)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if not tool.exists():
             log(f"bench: {tool} is missing (run `make setup` as root)")
             return 1
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # still unmount and clean up
     started = time.monotonic()
     machine_line = machine()
     hostdir = Path(tempfile.mkdtemp(prefix="emustore-bench-"))
