@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.support.dockerd import DOCKER_CLI, Dockerd
 from tests.support.imagefactory import PushedImage
 
-SAMPLE_EVERY = 0.02  # seconds between two memory samples of the process tree
+SAMPLE_EVERY = 0.05  # seconds between two memory samples of the process tree (each reads smaps_rollup)
 
 
 @dataclass(frozen=True)

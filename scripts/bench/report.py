@@ -115,7 +115,7 @@ def render(results: list[ImageResult], runs: int, machine_line: str, notes: list
 
 HOW_TO_READ = [
     "**emustore**: `python -m emustore pull REF --root DIR` as a subprocess into a fresh empty root; the "
-    "time includes the interpreter's start. Peak memory is the largest sum, sampled every 20 ms, of the "
+    "time includes the interpreter's start. Peak memory is the largest sum, sampled every 50 ms, of the "
     "proportional set size (PSS) of emustore and its extraction processes (forks share pages: PSS counts "
     "each page once).",
     "**docker pull**: `/usr/bin/docker pull REF` against a private dockerd 20.10 (overlay2), started "
