@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emustore.platform import Platform
 from emustore.pull import PullResult
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
-from emustore.stores.docker.catalog import Catalog, CatalogImage
-from emustore.stores.docker.inspect import inspect_document
-from emustore.stores.docker.listing import list_images
-from emustore.stores.docker.removal import DeleteRecord, PruneReport, prune_images, remove_image, tag_image
-from emustore.stores.docker.usage import DiskUsage, disk_usage
+
+if TYPE_CHECKING:
+    from emustore.stores.docker.catalog import CatalogImage
+    from emustore.stores.docker.removal import DeleteRecord, PruneReport
+    from emustore.stores.docker.usage import DiskUsage
+
+# The store modules are imported by the methods that use them: `import emustore` (and every
+# command line, which imports it) stays as fast to start as a pull needs.
 
 __all__ = ["Store", "pull"]
 
@@ -52,29 +55,46 @@ class Store:
 
     def images(self, reference: str | None = None, all: bool = False) -> list[CatalogImage]:
         """Images as `docker images [REFERENCE]` lists them, newest first."""
+        from emustore.stores.docker.catalog import Catalog
+        from emustore.stores.docker.listing import list_images
+
         return [summary.image for summary in list_images(Catalog(self.root), reference, all)]
 
     def image(self, reference: str) -> CatalogImage:
         """The image a reference, id or id prefix names (NoSuchImage if none)."""
+        from emustore.stores.docker.catalog import Catalog
+
         return Catalog(self.root).resolve(reference)
 
     def inspect(self, reference: str) -> dict[str, Any]:
         """What `docker image inspect REFERENCE` prints for this image (one object)."""
+        from emustore.stores.docker.catalog import Catalog
+        from emustore.stores.docker.inspect import inspect_document
+
         catalog = Catalog(self.root)
         return inspect_document(catalog, catalog.resolve(reference))
 
     def tag(self, source: str, target: str) -> str:
         """`docker tag SOURCE TARGET`; returns the tag as docker shows it."""
+        from emustore.stores.docker.removal import tag_image
+
         return tag_image(self.root, source, target)
 
     def remove(self, reference: str, force: bool = False) -> list[DeleteRecord]:
         """`docker rmi [-f] REFERENCE`; returns the Untagged/Deleted records."""
+        from emustore.stores.docker.removal import remove_image
+
         return remove_image(self.root, reference, force=force)
 
     def prune(self, all: bool = False) -> PruneReport:
         """`docker image prune [-a] -f`."""
+        from emustore.stores.docker.removal import prune_images
+
         return prune_images(self.root, all_images=all)
 
     def disk_usage(self) -> DiskUsage:
         """`docker system df -v` for images and layers."""
+        from emustore.stores.docker.catalog import Catalog
+        from emustore.stores.docker.usage import disk_usage
+
         return disk_usage(Catalog(self.root))

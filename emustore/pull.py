@@ -28,7 +28,6 @@ from emustore.progress import Reporter, SilentReporter, short_id
 from emustore.reference import Reference, parse_reference
 from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
-from emustore.sources.cache import BlobCache, CachingSource
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.ownership import check_not_owned
@@ -104,6 +103,8 @@ def pull(
     # a config the root already holds is not downloaded again (warm pull)
     opened = source or RegistrySource(ref, spec, options=registry_options, config_stores=[store.images])
     if blob_cache is not None:
+        from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
+
         opened = CachingSource(opened, BlobCache(blob_cache))
     try:
         options = _LayerOptions(max_expansion, ROOTLESS_OPAQUE_XATTR if rootless else OPAQUE_XATTR)

@@ -9,7 +9,6 @@ from emustore.commands import add_root_argument
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
-from emustore.load import pull_from
 from emustore.platform import parse_platform
 from emustore.layers.unprivileged import warning_line
 from emustore.pull import DEFAULT_CONCURRENCY, PullResult, pull
@@ -60,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         if args.blob_cache:
             raise ManifestError("--blob-cache applies to registry pulls, not to --from")
         platform = parse_platform(args.platform) if args.platform else None
+        from emustore.load import pull_from  # archives and layouts: imported only when asked for
+
         _warn_unwritten(pull_from(args.source, parse_reference(args.reference), args.root, platform=platform, **common))
         return 0
     _warn_unwritten(pull(
