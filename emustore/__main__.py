@@ -1,5 +1,3 @@
-import sys
+from emustore.cli import run
 
-from emustore.cli import main
-
-sys.exit(main())
+run()
