@@ -21,7 +21,8 @@ from emustore.errors import ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
-from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
+from emustore.layers.layer_process import unpack_layer_forked
+from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter, short_id
@@ -211,7 +212,7 @@ def _download(
         desc = image.layers[position]
         layer = staged[desc.digest]
         with source.open_layer(desc) as blob:
-            result = unpack_layer(
+            result = unpack_layer_forked(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(layer.diff),

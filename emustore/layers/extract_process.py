@@ -9,8 +9,6 @@ Extractor an extraction in the calling thread uses, and reports how far it got: 
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import fcntl
 import os
 import pickle
@@ -21,14 +19,13 @@ from dataclasses import dataclass
 
 from emustore.errors import LayerError
 from emustore.layers.extract import Extractor
+from emustore.layers.forking import become_worker, read_all, read_chunks, write_all
 from emustore.layers.tarstream import ByteStream, TarHeader
 from emustore.layers.unprivileged import Unwritable
 
 PIPE_SIZE = 1 << 20  # fewer context switches than the default 64 KiB (capped by pipe-max-size)
 SEND_AT = 1 << 20  # records buffered before they go down the pipe
 _F_SETPIPE_SZ = 1031
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a child must not dlopen (another thread may hold its lock)
 _NO_ATIME = -(1 << 63)
 # typeflag, mode, uid, gid, size, mtime_ns, atime_ns, devmajor, devminor, len(name), len(linkname), len(xattrs)
 _RECORD = struct.Struct("<BqqqqqqqqIII")
@@ -91,15 +88,8 @@ class ExtractProcess:
             self._send()
 
     def _send(self) -> None:
-        if not self.ended:
-            view = memoryview(self._buffer)
-            try:
-                while view:
-                    view = view[os.write(self._data, view) :]
-            except BrokenPipeError:
-                self.ended = True
-            finally:
-                view.release()
+        if not self.ended and not write_all(self._data, self._buffer):
+            self.ended = True
         self._buffer.clear()
 
     def finish(self) -> Outcome:
@@ -108,9 +98,7 @@ class ExtractProcess:
         if self._outcome is None:
             self._send()
             self._close_data()
-            payload = bytearray()
-            while chunk := os.read(self._results, SEND_AT):
-                payload += chunk
+            payload = read_all(self._results)
             os.close(self._results)
             _, status = os.waitpid(self.pid, 0)
             self._outcome = pickle.loads(payload) if payload else _died(status)
@@ -143,12 +131,8 @@ def _died(status: int) -> Outcome:
 def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  # pragma: no cover
     """The child's whole life: extract, report, exit without running the parent's cleanups."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the parent's death (SIGKILL) ends the child too
-        _close_other_fds({0, 1, 2, data, results})
-        payload = pickle.dumps(apply_records(_chunks(data), diff_dir, opaque_xattr))
-        while payload:
-            payload = payload[os.write(results, payload) :]
+        become_worker({data, results})
+        write_all(results, pickle.dumps(apply_records(read_chunks(data), diff_dir, opaque_xattr)))
     except BaseException:
         os._exit(70)
     os._exit(0)
@@ -189,22 +173,5 @@ def apply_records(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) -> 
     return Outcome(applied, unwritable=extractor.unwritable, size=extractor.layer_size())
 
 
-def _chunks(fd: int) -> Iterator[bytes]:
-    while chunk := os.read(fd, SEND_AT):
-        yield chunk
-
-
 def _ignore(chunk: bytes) -> None:
     pass
-
-
-def _close_other_fds(keep: set[int]) -> None:
-    """Close what the fork inherited (other layers' pipes, sockets): their ends must see EOF."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError as exc:
-                if exc.errno != errno.EBADF:
-                    raise
