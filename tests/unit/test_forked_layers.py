@@ -1,5 +1,6 @@
-"""Extraction in a forked child (extract_process.py) gives what extraction in the calling thread
-gives: the same tree, result and tar-split for good layers, the same first error for bad ones."""
+"""Forked work gives what the calling thread gives: a layer unpacked in its own process
+(layer_process.py), or extracted by a child fed parsed members (extract_process.py), has the same
+tree, result and tar-split as one unpacked in this thread, and bad layers the same first error."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import xattr
 
-from emustore.errors import LayerError
+from emustore.errors import DigestMismatch, EmustoreError, LayerError
 from emustore.layers.extract import Extractor
 from emustore.layers.extract_process import ExtractProcess
+from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers.pipeline import LayerResult, unpack_layer
 from emustore.layers.size import layer_size
 from emustore.layers.tarstream import ByteStream, TarReader
@@ -50,15 +52,21 @@ def _good_layer() -> bytes:
     )
 
 
-def _unpack(tmp_path: Path, name: str, layer: bytes, separate_process: bool) -> tuple[LayerResult | LayerError, Path]:
+MODES = ("here", "child", "layer")  # all in this thread; extraction child; layer process + extraction child
+
+
+def _unpack(tmp_path: Path, mode: str, layer: bytes, digest: str | None = None) -> tuple[LayerResult | EmustoreError, Path]:
     blob = gzip.compress(layer, mtime=0)
-    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    diff = tmp_path / name / "diff"
+    digest = digest or "sha256:" + hashlib.sha256(blob).hexdigest()
+    diff = tmp_path / mode / "diff"
     diff.mkdir(parents=True)
-    chunks = [blob[i : i + 7000] for i in range(0, len(blob), 7000)]
+    chunks = iter([blob[i : i + 7000] for i in range(0, len(blob), 7000)])
+    args = (digest, str(diff), str(tmp_path / mode / "ts"))
     try:
-        return unpack_layer(iter(chunks), digest, str(diff), str(tmp_path / name / "ts"), separate_process=separate_process), diff
-    except LayerError as exc:
+        if mode == "layer":
+            return unpack_layer_forked(chunks, *args), diff
+        return unpack_layer(chunks, *args, separate_process=mode == "child"), diff
+    except EmustoreError as exc:
         return exc, diff
 
 
@@ -80,16 +88,17 @@ def _tree(diff: Path) -> dict[str, tuple]:
     return found
 
 
-def test_the_child_writes_what_the_calling_thread_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES[1:])
+def test_forked_work_writes_what_the_calling_thread_writes(tmp_path: Path, mode: str) -> None:
     layer = _good_layer()
-    here, here_diff = _unpack(tmp_path, "here", layer, separate_process=False)
-    child, child_diff = _unpack(tmp_path, "child", layer, separate_process=True)
-    assert isinstance(here, LayerResult) and isinstance(child, LayerResult)
-    assert child == here
-    assert _tree(child_diff) == _tree(here_diff)
-    assert len(_tree(child_diff)) > 15
-    assert gzip.decompress((tmp_path / "child" / "ts").read_bytes()) == gzip.decompress((tmp_path / "here" / "ts").read_bytes())
-    assert child.size == layer_size(str(child_diff))
+    here, here_diff = _unpack(tmp_path, "here", layer)
+    forked, forked_diff = _unpack(tmp_path, mode, layer)
+    assert isinstance(here, LayerResult) and isinstance(forked, LayerResult)
+    assert forked == here
+    assert _tree(forked_diff) == _tree(here_diff)
+    assert len(_tree(forked_diff)) > 15
+    assert gzip.decompress((tmp_path / mode / "ts").read_bytes()) == gzip.decompress((tmp_path / "here" / "ts").read_bytes())
+    assert forked.size == layer_size(str(forked_diff))
 
 
 FAULTY = {
@@ -108,14 +117,41 @@ FAULTY = {
 }
 
 
+@pytest.mark.parametrize("mode", MODES[1:])
 @pytest.mark.parametrize("case", sorted(FAULTY))
-def test_the_first_error_is_the_same_in_the_child(tmp_path: Path, case: str) -> None:
+def test_the_first_error_is_the_same_when_forked(tmp_path: Path, case: str, mode: str) -> None:
     layer = FAULTY[case].build() if not case.startswith("truncated") else FAULTY[case].build(end_blocks=0)
-    here, _ = _unpack(tmp_path, "here", layer, separate_process=False)
-    child, _ = _unpack(tmp_path, "child", layer, separate_process=True)
+    here, _ = _unpack(tmp_path, "here", layer)
+    forked, _ = _unpack(tmp_path, mode, layer)
     assert isinstance(here, LayerError), here
-    assert isinstance(child, LayerError), child
-    assert str(child) == str(here)
+    assert type(forked) is type(here) and str(forked) == str(here)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_wrong_blob_digest_is_reported_as_such(tmp_path: Path, mode: str) -> None:
+    result, _ = _unpack(tmp_path, mode, _good_layer(), digest="sha256:" + "0" * 64)
+    assert isinstance(result, DigestMismatch), result
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _children() -> list[int]:
+    return [int(c) for t in os.listdir("/proc/self/task") for c in Path(f"/proc/self/task/{t}/children").read_text().split()]
+
+
+def test_an_interrupted_layer_process_is_stopped_and_reaped(tmp_path: Path) -> None:
+    blob = gzip.compress(LayerBuilder().file("big", BIG * 4).build(), mtime=0)
+
+    def chunks():
+        yield blob[: len(blob) // 2]
+        raise _Interrupted()
+
+    before = _children()
+    with pytest.raises(_Interrupted):
+        unpack_layer_forked(chunks(), "sha256:" + hashlib.sha256(blob).hexdigest(), str(tmp_path), str(tmp_path / "ts"))
+    assert _children() == before
 
 
 def test_a_child_that_dies_is_a_layer_error(tmp_path: Path) -> None:
