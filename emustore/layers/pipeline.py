@@ -2,7 +2,8 @@
 
 The compressed stream is read once; every byte is hashed on the way, each tar member is
 recorded for tar-split and applied to the staging diff dir as it streams by: by a forked
-child process fed the tar stream (extract_process.py), or here in the calling thread.
+child process fed the parsed members (extract_process.py), or here in the calling thread.
+A pull runs this whole pass in a process of its own per layer (layer_process.py).
 """
 
 from __future__ import annotations
