@@ -10,7 +10,7 @@ declare -A want=(
   [busybox-static]=/bin/busybox
   [chromium]=/usr/bin/chromium
   [tmux]=/usr/bin/tmux
-  [time]=/usr/bin/time
+  [e2fsprogs]=/usr/sbin/mkfs.ext4
   [curl]=/usr/bin/curl
   [zstd]=/usr/bin/zstd
 )

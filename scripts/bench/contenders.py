@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,27 +32,41 @@ class Sample:
 
 
 def timed(argv: list[str], *, env: dict[str, str] | None = None, rss: bool = False) -> Sample:
-    """Run `argv` (sampling its process tree's memory when `rss`), fail loudly on a non-zero exit."""
+    """Run `argv` (sampling its process tree's memory when `rss`), fail loudly on a non-zero exit.
+    The time is taken when the process ends; the sampling runs beside it, in a thread."""
     with tempfile.TemporaryFile(mode="w+") as errors:  # a file: a chatty command never blocks on it
         start = time.perf_counter()
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, env=env, text=True)
-        peak = _sample_peak(process) if rss else None
+        sampler = _PeakSampler(process.pid) if rss else None
         process.wait()
         seconds = time.perf_counter() - start
+        peak = sampler.stop() if sampler is not None else None
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {errors.read().strip()[-2000:]}")
     return Sample(seconds, peak)
 
 
-def _sample_peak(process: subprocess.Popen[str]) -> int:
-    """The largest sum over the process and its descendants of their proportional set size
+class _PeakSampler:
+    """The largest sum over a process and its descendants of their proportional set size
     (forked children share pages with their parent: PSS counts each page once), in KiB."""
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, sum(_pss_kib(pid) for pid in _tree(process.pid)))
-        time.sleep(SAMPLE_EVERY)
-    return peak
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._done = threading.Event()
+        self.peak = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, sum(_pss_kib(pid) for pid in _tree(self._pid)))
+            self._done.wait(SAMPLE_EVERY)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
 
 
 def _tree(pid: int) -> list[int]:
