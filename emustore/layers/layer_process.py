@@ -12,29 +12,23 @@ import os
 import pickle
 import signal
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from emustore.errors import EmustoreError, LayerError
-from emustore.layers.extract import OPAQUE_XATTR
 from emustore.layers.forking import become_worker, read_all, read_chunks, write_all
 from emustore.layers.pipeline import LayerResult, unpack_layer
 
 
 def unpack_layer_forked(
-    compressed: Iterable[bytes],
-    blob_digest: str,
-    diff_dir: str,
-    tar_split_path: str,
-    on_bytes: Callable[[int], None] | None = None,
-    max_output: int | None = None,
-    file_reads: bool = False,
-    opaque_xattr: str = OPAQUE_XATTR,
+    compressed: Iterable[bytes], *args: Any, on_bytes: Callable[[int], None] | None = None, **options: Any
 ) -> LayerResult:
-    """unpack_layer (same arguments, same result and errors), its work done by a forked child."""
+    """unpack_layer(compressed, blob_digest, diff_dir, tar_split_path, **options): the same result and
+    errors, its work done by a forked child; `on_bytes` is called here, as the blob goes by."""
     data_read, data_write = os.pipe()
     results_read, results_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child ends in os._exit
-        _child(data_read, results_write, (blob_digest, diff_dir, tar_split_path, None, max_output, file_reads, opaque_xattr))
+        _child(data_read, results_write, args, options)
     os.close(data_read)
     os.close(results_write)
     try:
@@ -65,12 +59,12 @@ def unpack_layer_forked(
     return result
 
 
-def _child(data: int, results: int, args: tuple) -> None:  # pragma: no cover
+def _child(data: int, results: int, args: tuple[Any, ...], options: dict[str, Any]) -> None:  # pragma: no cover
     """Unpack the blob arriving on `data`; the result or the error goes back on `results`."""
     try:
         become_worker({data, results})
         try:
-            outcome: object = unpack_layer(read_chunks(data), *args)
+            outcome: object = unpack_layer(read_chunks(data), *args, **options)
         except EmustoreError as exc:
             outcome = exc
         except Exception as exc:  # a bug or an OS error: still one line for the user
