@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import xattr
 
 from emustore.errors import LayerError
-from emustore.layers.gopath import go_base, go_clean, go_dir
+from emustore.layers.gopath import go_clean, go_dir
 from emustore.layers.rootfs import RootedPaths
 from emustore.layers.size import layer_size
 from emustore.layers.tarstream import TarHeader
@@ -42,6 +42,16 @@ def _file_times(hdr: TarHeader) -> tuple[int, int]:
     """(atime, mtime) in ns as Chtimes sets them: atime is never before mtime, both clamped."""
     atime = hdr.mtime_ns if hdr.atime_ns is None else max(hdr.atime_ns, hdr.mtime_ns)
     return _clamp(atime), _clamp(hdr.mtime_ns)
+
+
+def _dir_and_base(cleaned: bytes) -> tuple[bytes, bytes]:
+    """Go's filepath.Dir and Base of an already cleaned path, without cleaning it again."""
+    cut = cleaned.rfind(b"/")
+    if cut < 0:
+        return b".", cleaned
+    if cleaned == b"/":
+        return b"/", b"/"
+    return cleaned[:cut] or b"/", cleaned[cut + 1 :]
 
 
 def _mkdev(major: int, minor: int) -> int:
@@ -82,8 +92,8 @@ class Extractor:
         if hdr.typeflag == GLOBAL:
             return
         name = go_clean(hdr.name)
+        parent, base = _dir_and_base(name)
         if not name.endswith(b"/"):
-            parent = go_dir(name)
             if parent not in self._parents:
                 try:
                     os.lstat(self.paths.real(parent, follow_last=False))
@@ -94,7 +104,6 @@ class Extractor:
                 except OSError:
                     pass
         path = self.paths.real(name, follow_last=False)
-        base = go_base(name)
         special = name == b"." or base.startswith(WHITEOUT_PREFIX) or (
             self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK)
         )
@@ -164,8 +173,10 @@ class Extractor:
                 self._size += hdr.size
             try:
                 for piece in data:
-                    while piece:
-                        piece = piece[os.write(fd, piece) :]
+                    written = os.write(fd, piece)
+                    while written < len(piece):  # a short write (rare): the rest
+                        piece = piece[written:]
+                        written = os.write(fd, piece)
                 if self.unwritable is None and not hdr.xattrs:  # same order, no path lookups
                     self._set_file_metadata(fd, hdr, perm)
                     return True
