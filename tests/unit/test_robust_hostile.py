@@ -81,7 +81,7 @@ def _snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int, int, bytes]]:
     return found
 
 
-@pytest.fixture(autouse=True, params=[False, True], ids=["here", "child"])
+@pytest.fixture(params=[False, True], ids=["here", "child"])
 def separate_process(request: pytest.FixtureRequest) -> bool:
     """Every case twice: extracted in the calling thread, where the audit hook sees each write,
     and in the forked child the pull uses, where the snapshot of the surroundings is the witness."""
@@ -90,7 +90,7 @@ def separate_process(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
+def sandbox(tmp_path: Path, separate_process: bool) -> Path:
     """sandbox/{outside/decoy, stage/diff/}: hostile names aim at outside/."""
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "decoy").write_bytes(b"do not touch\n")
