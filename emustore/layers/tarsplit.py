@@ -22,7 +22,7 @@ from emustore.layers.gopath import go_clean
 
 FILE_TYPE = 1
 SEGMENT_TYPE = 2
-FLUSH_AT = 1 << 16  # JSON text buffered before it goes to the compressor
+FLUSH_AT = 1 << 20  # JSON text buffered per compressor call (each one gives up the GIL and waits to retake it)
 _PLAIN_NAME = re.compile(rb'[^\x00-\x1f"\\<>&\x7f-\xff]*\Z')  # ASCII Go's JSON writes as is
 
 
