@@ -42,3 +42,13 @@ def test_go_json_compact_and_ordered() -> None:
     assert go_json(doc) == '{"Repositories":{"a":{},"b":{"x":"1"}}}'
     assert go_json([{"Digest": "d", "SourceRepository": "r", "HMAC": ""}]) == '[{"Digest":"d","SourceRepository":"r","HMAC":""}]'
     assert go_json(None) == "null"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"a", b"a/b", b"a/b/c", b"/", b"/a", b"/a/b", b".", b"..", b"../a", b"a/../../b", b"./a//b/", b"/../x", b".wh.a", b"d/.wh..wh..opq"]
+)
+def test_extractor_split_of_a_cleaned_name_is_gos_dir_and_base(raw: bytes) -> None:
+    from emustore.layers.extract import _dir_and_base
+
+    cleaned = go_clean(raw)
+    assert _dir_and_base(cleaned) == (go_dir(cleaned), go_base(cleaned))
