@@ -105,9 +105,14 @@ def _unpack(
 ) -> LayerResult:
     decompressed = Decompressed(source, max_output)
     diff_hash = hashlib.sha256()
-    child = ExtractProcess(diff_dir, opaque_xattr) if separate_process else None
+    child = ExtractProcess(diff_dir, opaque_xattr) if separate_process else None  # forked before any thread starts
     extractor = None if child is not None else Extractor(diff_dir, opaque_xattr)
-    ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # download, hash, decompress
+    try:
+        ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
+    except BaseException:
+        if child is not None:
+            child.abort()
+        raise
     position = _Position()
     try:
         _split(ByteStream(iter(ahead), _ignore), tar_split_path, extractor, child, position, file_reads, decompressed)
