@@ -9,23 +9,18 @@ Extractor an extraction in the calling thread uses, and reports how far it got: 
 
 from __future__ import annotations
 
-import fcntl
-import os
 import pickle
-import signal
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from emustore.errors import LayerError
 from emustore.layers.extract import Extractor
-from emustore.layers.forking import become_worker, read_all, read_chunks, write_all
+from emustore.layers.forking import Worker
 from emustore.layers.tarstream import ByteStream, TarHeader
 from emustore.layers.unprivileged import Unwritable
 
-PIPE_SIZE = 1 << 20  # fewer context switches than the default 64 KiB (capped by pipe-max-size)
 SEND_AT = 1 << 20  # records buffered before they go down the pipe
-_F_SETPIPE_SZ = 1031
 _NO_ATIME = -(1 << 63)
 # typeflag, mode, uid, gid, size, mtime_ns, atime_ns, devmajor, devminor, len(name), len(linkname), len(xattrs)
 _RECORD = struct.Struct("<BqqqqqqqqIII")
@@ -53,20 +48,15 @@ class ExtractProcess:
     then `finish()` for the outcome, or `abort()`."""
 
     def __init__(self, diff_dir: str, opaque_xattr: str) -> None:
-        data_read, self._data = os.pipe()
-        self._results, result_write = os.pipe()
-        try:
-            fcntl.fcntl(self._data, _F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass
-        self.pid = os.fork()
-        if self.pid == 0:  # pragma: no cover - the child ends in os._exit
-            _child(data_read, result_write, diff_dir, opaque_xattr)
-        os.close(data_read)
-        os.close(result_write)
-        self.ended = False  # the child stopped reading (it failed): sending is pointless
+        self._worker = Worker(lambda chunks: apply_records(chunks, diff_dir, opaque_xattr))
+        self.pid = self._worker.pid
         self._buffer = bytearray()
         self._outcome: Outcome | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The child stopped reading (it failed): sending is pointless."""
+        return self._worker.ended
 
     def member(self, hdr: TarHeader) -> None:
         """Send a member's header; its content (hdr.data_size bytes) follows through `content`."""
@@ -88,8 +78,7 @@ class ExtractProcess:
             self._send()
 
     def _send(self) -> None:
-        if not self.ended and not write_all(self._data, self._buffer):
-            self.ended = True
+        self._worker.send(self._buffer)
         self._buffer.clear()
 
     def finish(self) -> Outcome:
@@ -97,45 +86,17 @@ class ExtractProcess:
         calls repeat it). After a failure of the parent's, the child stops where the records do."""
         if self._outcome is None:
             self._send()
-            self._close_data()
-            payload = read_all(self._results)
-            os.close(self._results)
-            _, status = os.waitpid(self.pid, 0)
-            self._outcome = pickle.loads(payload) if payload else _died(status)
+            outcome = self._worker.finish()
+            self._outcome = outcome if isinstance(outcome, Outcome) else Outcome(
+                0, "failed to register layer: the extraction process ended with %s" % self._worker.exit
+            )
         return self._outcome
 
     def abort(self) -> None:
         """Stop the child now (the layer is being abandoned) and reap it."""
-        if self._outcome is not None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._close_data()
-        os.close(self._results)
-        os.waitpid(self.pid, 0)
-        self._outcome = Outcome(0, "extraction stopped")
-
-    def _close_data(self) -> None:
-        if self._data >= 0:
-            os.close(self._data)
-            self._data = -1
-
-
-def _died(status: int) -> Outcome:
-    how = "signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status) else "status %d" % os.WEXITSTATUS(status)
-    return Outcome(0, "failed to register layer: the extraction process ended with %s" % how)
-
-
-def _child(data: int, results: int, diff_dir: str, opaque_xattr: str) -> None:  # pragma: no cover
-    """The child's whole life: extract, report, exit without running the parent's cleanups."""
-    try:
-        become_worker({data, results})
-        write_all(results, pickle.dumps(apply_records(read_chunks(data), diff_dir, opaque_xattr)))
-    except BaseException:
-        os._exit(70)
-    os._exit(0)
+        if self._outcome is None:
+            self._worker.abort()
+            self._outcome = Outcome(0, "extraction stopped")
 
 
 def apply_records(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) -> Outcome:

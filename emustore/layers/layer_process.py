@@ -8,14 +8,11 @@ process in turn (extract_process.py). Its result, or its error, comes back pickl
 
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from emustore.errors import EmustoreError, LayerError
-from emustore.layers.forking import become_worker, read_all, read_chunks, write_all
+from emustore.layers.forking import Worker
 from emustore.layers.pipeline import LayerResult, unpack_layer
 
 
@@ -24,52 +21,29 @@ def unpack_layer_forked(
 ) -> LayerResult:
     """unpack_layer(compressed, blob_digest, diff_dir, tar_split_path, **options): the same result and
     errors, its work done by a forked child; `on_bytes` is called here, as the blob goes by."""
-    data_read, data_write = os.pipe()
-    results_read, results_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child ends in os._exit
-        _child(data_read, results_write, args, options)
-    os.close(data_read)
-    os.close(results_write)
+    worker = Worker(lambda chunks: _unpack(chunks, args, options))
     try:
         for chunk in compressed:
             if on_bytes is not None:
                 on_bytes(len(chunk))
-            if not write_all(data_write, chunk):
+            if not worker.send(chunk):
                 break  # the child ended early: its error says why
-        os.close(data_write)
-        data_write = -1
-        payload = read_all(results_read)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
+        result = worker.finish()
     except BaseException:
-        if pid > 0:  # not reaped yet: stop it
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        worker.abort()
         raise
-    finally:
-        if data_write >= 0:
-            os.close(data_write)
-        os.close(results_read)
-    if not payload:
-        raise LayerError("failed to register layer: the layer process ended with status %d" % status)
-    result = pickle.loads(payload)
+    if result is None:
+        raise LayerError("failed to register layer: the layer process ended with %s" % worker.exit)
     if isinstance(result, BaseException):
         raise result
-    return result
+    return result  # type: ignore[return-value]
 
 
-def _child(data: int, results: int, args: tuple[Any, ...], options: dict[str, Any]) -> None:  # pragma: no cover
-    """Unpack the blob arriving on `data`; the result or the error goes back on `results`."""
+def _unpack(chunks: Iterator[bytes], args: tuple[Any, ...], options: dict[str, Any]) -> object:  # pragma: no cover
+    """In the child: the result, or the error to raise in the parent."""
     try:
-        become_worker({data, results})
-        try:
-            outcome: object = unpack_layer(read_chunks(data), *args, **options)
-        except EmustoreError as exc:
-            outcome = exc
-        except Exception as exc:  # a bug or an OS error: still one line for the user
-            outcome = LayerError("failed to register layer: %s" % exc)
-        write_all(results, pickle.dumps(outcome))
-    except BaseException:
-        os._exit(70)
-    os._exit(0)
+        return unpack_layer(chunks, *args, **options)
+    except EmustoreError as exc:
+        return exc
+    except Exception as exc:  # a bug or an OS error: still one line for the user
+        return LayerError("failed to register layer: %s" % exc)
