@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
+import time
 from typing import TextIO
 
 from emustore.reference import Reference
@@ -88,6 +89,7 @@ class TerminalReporter(LineReporter):
 
     BAR_WIDTH = 50
     MIN_BAR_COLUMNS = 110  # narrower terminals get the numbers only, as with docker
+    REDRAW_EVERY = 0.1  # seconds between redraws of a layer's download progress, as docker's
 
     def __init__(self, out: TextIO | None = None, columns: int | None = None) -> None:
         super().__init__(out)
@@ -95,6 +97,7 @@ class TerminalReporter(LineReporter):
         self._order: list[str] = []  # layer ids, one screen line each, in order of appearance
         self._shown: dict[str, str] = {}
         self._received: dict[str, int] = {}
+        self._drawn_at: dict[str, float] = {}  # when each layer's download line was last redrawn
 
     def layer(self, digest: str, status: str) -> None:
         with self._lock:
@@ -111,7 +114,10 @@ class TerminalReporter(LineReporter):
             self._received[layer] = current
             if total and current >= total:
                 self._draw(layer, "Verifying Checksum")
-            else:
+                return
+            now = time.monotonic()
+            if now - self._drawn_at.get(layer, -self.REDRAW_EVERY) >= self.REDRAW_EVERY:
+                self._drawn_at[layer] = now
                 bar = self.columns >= self.MIN_BAR_COLUMNS
                 self._draw(layer, "Downloading " + progress_text(current, total, bar))
 

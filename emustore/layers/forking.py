@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 _PR_SET_PDEATHSIG = 1
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _F_SETPIPE_SZ = 1031
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: a child must not dlopen
 READ_SIZE = 1 << 20
@@ -86,12 +87,23 @@ def _run(work: Callable[[Iterator[bytes]], object], data: int, results: int) -> 
     """The child's whole life: work, send the result, exit without the parent's cleanups."""
     try:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _keep_freed_memory()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _close_fds_but({data, results})
         _write_all(results, pickle.dumps(work(_read_chunks(data))))
     except BaseException:
         os._exit(70)
     os._exit(0)
+
+
+def _keep_freed_memory() -> None:
+    """Have malloc reuse freed buffers instead of returning them to the kernel: each chunk of a
+    layer is a new buffer of up to a MiB, and every page taken anew from the kernel is a fault
+    (half of a worker's page faults, otherwise). glibc only; elsewhere nothing changes."""
+    mallopt = getattr(_LIBC, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, 8 << 20)
+        mallopt(_M_TRIM_THRESHOLD, 32 << 20)
 
 
 def _close_fds_but(keep: set[int]) -> None:

@@ -77,8 +77,9 @@ class BlobStream:
         self.size: int | None = int(length) if length and length.isdigit() else None
 
     def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """The whole body as one stream, in chunks of `chunk_size` bytes (the last shorter), across reconnections."""
-        response, received, skip, pending = self._response, 0, 0, bytearray()
+        """The whole body as one stream, across reconnections, in the chunks the connection gives
+        (not copied; split if longer than `chunk_size`)."""
+        response, received, skip = self._response, 0, 0
         clock, progress_at_failure = RetryClock(self._retry), 0
         while True:
             try:
@@ -87,12 +88,12 @@ class BlobStream:
                         dropped = min(skip, len(data))
                         data, skip = data[dropped:], skip - dropped
                     received += len(data)
-                    pending += data
-                    while len(pending) >= chunk_size:
-                        yield bytes(pending[:chunk_size])
-                        del pending[:chunk_size]
-                if pending:
-                    yield bytes(pending)
+                    if len(data) <= chunk_size:
+                        if data:
+                            yield data
+                        continue
+                    for start in range(0, len(data), chunk_size):
+                        yield data[start : start + chunk_size]
                 return
             except httpx.TransportError as exc:
                 if self._resume is None or (self.size is not None and received >= self.size):

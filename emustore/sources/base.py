@@ -30,7 +30,9 @@ class LayerStream(Protocol):
 
     size: int | None
 
-    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+    def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The blob's bytes in order, in non-empty chunks of at most `chunk_size` bytes."""
+        ...
 
 
 class ImageSource(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from emustore.progress import TerminalReporter, human_size, progress_text
 
 
@@ -23,9 +25,26 @@ def test_bar_fills_by_halves_of_percent() -> None:
 def test_unchanged_lines_are_not_redrawn() -> None:
     out = io.StringIO()
     reporter = TerminalReporter(out, columns=80)
+    reporter.REDRAW_EVERY = 0  # no time limit: only the unchanged text keeps the line as it is
     reporter.layer("sha256:" + "a" * 64, "Pulling fs layer")
     reporter.progress("sha256:" + "a" * 64, 1_000_000, 10_000_000)
     written = out.getvalue()
     reporter.progress("sha256:" + "a" * 64, 10, 10_000_000)  # still "1MB/10MB": nothing to redraw
     assert out.getvalue() == written
     assert written == "aaaaaaaaaaaa: Pulling fs layer\n\x1b[1A\r\x1b[2Kaaaaaaaaaaaa: Downloading      1MB/10MB\x1b[1B\r"
+
+
+def test_download_progress_is_redrawn_at_most_every_tenth_of_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("emustore.progress.time.monotonic", lambda: now[0])
+    out = io.StringIO()
+    reporter = TerminalReporter(out, columns=80)
+    layer = "sha256:" + "a" * 64
+    for _ in range(50):  # 50 chunks of 100 kB within the same instant: the first is drawn
+        reporter.progress(layer, 100_000, 10_000_000)
+    assert out.getvalue().count("Downloading") == 1
+    now[0] += 0.25
+    reporter.progress(layer, 100_000, 10_000_000)
+    assert out.getvalue().count("Downloading") == 2 and "5.1MB/10MB" in out.getvalue()
+    reporter.progress(layer, 4_900_000, 10_000_000)  # the last bytes are shown at once
+    assert out.getvalue().endswith("aaaaaaaaaaaa: Verifying Checksum\x1b[1B\r")
