@@ -153,7 +153,7 @@ def _pull(
         report.layer(image.layers[i].digest, "Already exists")
     staged: dict[str, StagedLayer] = {}
     try:
-        results = _download(image, source, store, plan, config.diff_ids, staged, report, concurrency, options)
+        results = _download(image, source, store, plan, config.diff_ids, chains, staged, report, concurrency, options)
         with store.lock(), _interrupts_deferred():
             _register(image, store, plan, config.diff_ids, chains, staged, results, report, load is None)
             store.images.put(image.config_bytes)
@@ -192,12 +192,14 @@ def _download(
     store: DockerStore,
     plan: _Plan,
     diff_ids: list[str],
+    chains: list[str],
     staged: dict[str, StagedLayer],
     report: Reporter,
     concurrency: int,
     options: _LayerOptions,
 ) -> dict[str, LayerResult]:
-    """Download, verify and extract every needed blob once, several at a time.
+    """Download, verify and extract every needed blob once, several at a time, and prepare its
+    layerdb record (DockerStore.prepare_record).
 
     When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
     stop = threading.Event()
@@ -229,6 +231,8 @@ def _download(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
                 % (short_id(desc.digest), result.diff_id, diff_ids[position])
             )
+        parent = chains[position - 1] if position else None
+        store.prepare_record(layer, chains[position], result.diff_id, parent, result.size)
         report.layer(desc.digest, "Download complete")
         return result
 
@@ -269,9 +273,6 @@ def _register(
 ) -> None:
     """Chain order, under the lock: layers, then (if `record`) their distribution metadata."""
     store.layout.prepare_store(distribution=record)
-    repository = image.repository
-    for i in range(plan.existing if record else 0):
-        store.distribution.record_pull(diff_ids[i], image.layers[i].digest, repository)
     for i in range(plan.existing, len(image.layers)):
         digest = image.layers[i].digest
         parent = chains[i - 1] if i else None
@@ -285,13 +286,17 @@ def _register(
                 reread=not record,
             )
         try:
-            store.register_layer(layer, chains[i], diff_ids[i], parent, results[digest].size)
+            if plan.first_of[digest] != i:
+                store.prepare_record(layer, chains[i], diff_ids[i], parent, results[digest].size)
+            store.register_layer(layer, chains[i], parent)
         except BaseException:
             store.discard(layer)  # no longer in `staged`: its leftovers are ours to remove
             raise
-        if record:
-            store.distribution.record_pull(diff_ids[i], digest, repository)
         report.layer(digest, "Pull complete")
+    if record:
+        store.distribution.record_pulls(
+            [(diff_ids[i], desc.digest, image.repository) for i, desc in enumerate(image.layers)]
+        )
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from emustore.fsutil import atomic_write
+from emustore.fsutil import atomic_write_all
 from emustore.gojson import go_json
 from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.layout import DataRoot
@@ -29,15 +29,22 @@ class DistributionMetadata:
             return []
         return entries if isinstance(entries, list) else []
 
-    def record_pull(self, diff_id: str, blob_digest: str, repository: str) -> None:
-        """Append (dedupe first, keep the newest 50) a pull entry, then map blob → diff id."""
-        entry = {"Digest": blob_digest, "SourceRepository": repository, "HMAC": ""}
-        entries = [e for e in self.v2metadata(diff_id) if e != entry]
-        entries.append(entry)
-        entries = entries[-MAX_V2_METADATA:]
-        document = [
-            {"Digest": e.get("Digest", ""), "SourceRepository": e.get("SourceRepository", ""), "HMAC": e.get("HMAC", "")}
-            for e in entries
-        ]
-        atomic_write(self.layout.v2metadata_by_diffid / hex_of(diff_id), go_json(document).encode("utf-8"), 0o644)
-        atomic_write(self.layout.diffid_by_digest / hex_of(blob_digest), diff_id.encode("ascii"), 0o644)
+    def record_pulls(self, pulls: list[tuple[str, str, str]]) -> None:
+        """For each (diff id, blob digest, repository) in order: append (dedupe first, keep the
+        newest 50) a pull entry to the diff id's list, map the blob to the diff id. The files are
+        written together (atomic_write_all: synced side by side)."""
+        documents: dict[str, list[dict[str, str]]] = {}
+        mapped: dict[str, str] = {}
+        for diff_id, blob_digest, repository in pulls:
+            entry = {"Digest": blob_digest, "SourceRepository": repository, "HMAC": ""}
+            entries = documents[diff_id] if diff_id in documents else self.v2metadata(diff_id)
+            entries = [e for e in entries if e != entry] + [entry]
+            documents[diff_id] = [
+                {"Digest": e.get("Digest", ""), "SourceRepository": e.get("SourceRepository", ""), "HMAC": e.get("HMAC", "")}
+                for e in entries[-MAX_V2_METADATA:]
+            ]
+            mapped[blob_digest] = diff_id
+        atomic_write_all(
+            [(self.layout.v2metadata_by_diffid / hex_of(d), go_json(doc).encode("utf-8"), 0o644) for d, doc in documents.items()]
+            + [(self.layout.diffid_by_digest / hex_of(b), d.encode("ascii"), 0o644) for b, d in mapped.items()]
+        )

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsutil import write_file
+from emustore.fsutil import fsync_all, write_unsynced
 from emustore.stores.docker.layout import DataRoot
 
 
@@ -63,22 +61,24 @@ class LayerDB:
             parent=parent_file.read_text().strip() if parent_file.exists() else None,
         )
 
-    def commit(self, record: LayerRecord, tar_split: Path) -> None:
-        """Publish a layer atomically by renaming a staged write-set into place."""
-        write_set = Path(tempfile.mkdtemp(prefix="write-set-", dir=self.layout.layerdb_tmp))
+    def write_set(self, dest: Path, record: LayerRecord, tar_split: Path) -> None:
+        """Make `dest` the layer's directory-to-be: its files written and synced, its tar-split
+        moved in. `publish` then renames it into place (no file is written under the lock)."""
+        os.mkdir(dest, 0o700)
+        files = {"diff": record.diff_id, "size": str(record.size), "cache-id": record.cache_id}
+        if record.parent:
+            files["parent"] = record.parent
+        fds = []
         try:
-            files = {
-                "diff": record.diff_id,
-                "size": str(record.size),
-                "cache-id": record.cache_id,
-            }
-            if record.parent:
-                files["parent"] = record.parent
             for name, content in files.items():
-                write_file(write_set / name, content.encode("ascii"), 0o644, sync=True)
-            os.rename(tar_split, write_set / "tar-split.json.gz")
-            os.chmod(write_set / "tar-split.json.gz", 0o644)
-            os.rename(write_set, self.path(record.chain_id))
-        except BaseException:
-            shutil.rmtree(write_set, ignore_errors=True)
-            raise
+                fds.append(write_unsynced(dest / name, content.encode("ascii"), 0o644))
+            fsync_all(fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        os.rename(tar_split, dest / "tar-split.json.gz")
+        os.chmod(dest / "tar-split.json.gz", 0o644)
+
+    def publish(self, write_set: Path, chain_id: str) -> None:
+        """Publish a layer atomically: its write-set renamed to layerdb/sha256/<chain-hex>."""
+        os.rename(write_set, self.path(chain_id))

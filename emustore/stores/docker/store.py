@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from contextlib import AbstractContextManager
@@ -22,9 +21,15 @@ from emustore.stores.docker.references import ReferenceStore
 
 @dataclass(frozen=True)
 class StagedLayer:
-    """A layer extracted but not yet registered: tmp/emustore-staging/<random>/{diff/,tar-split}."""
+    """A layer extracted but not yet registered: tmp/emustore-staging/<cache-id>/diff/ and its
+    tar-split beside it, then (once prepared) its layerdb files in <cache-id>.layerdb/."""
 
     dir: Path
+
+    @property
+    def cache_id(self) -> str:
+        """The overlay2 id the layer gets at registration (drawn when it was staged)."""
+        return self.dir.name
 
     @property
     def diff(self) -> Path:
@@ -33,6 +38,11 @@ class StagedLayer:
     @property
     def tar_split(self) -> Path:
         return self.dir.parent / (self.dir.name + ".tar-split.json.gz")
+
+    @property
+    def write_set(self) -> Path:
+        """The layerdb directory-to-be (see DockerStore.prepare_record)."""
+        return self.dir.parent / (self.dir.name + ".layerdb")
 
 
 class DockerStore:
@@ -56,7 +66,7 @@ class DockerStore:
     def stage(self) -> StagedLayer:
         """A fresh staging dir with an empty diff/ (0755) to extract into."""
         self.layout.prepare_staging()
-        staged = StagedLayer(self.layout.staging / secrets.token_hex(16))
+        staged = StagedLayer(self.layout.staging / new_cache_id())
         os.mkdir(staged.dir, 0o700)
         ensure_dir(staged.diff, 0o755)
         return staged
@@ -80,15 +90,20 @@ class DockerStore:
 
     def discard(self, staged: StagedLayer) -> None:
         shutil.rmtree(staged.dir, ignore_errors=True)
+        shutil.rmtree(staged.write_set, ignore_errors=True)
         try:
             staged.tar_split.unlink()
         except FileNotFoundError:
             pass
 
-    def register_layer(
-        self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int
-    ) -> bool:
-        """Publish a staged layer (caller holds the lock); False if the chain id already existed."""
+    def prepare_record(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
+        """Write the staged layer's layerdb files (synced) into its write-set, its tar-split moved
+        there: no lock needed, so each layer does it as soon as it is verified."""
+        record = LayerRecord(chain_id, diff_id, size, staged.cache_id, parent)
+        self.layers.write_set(staged.write_set, record, staged.tar_split)
+
+    def register_layer(self, staged: StagedLayer, chain_id: str, parent: str | None) -> bool:
+        """Publish a prepared layer (caller holds the lock); False if the chain id already existed."""
         self.layout.prepare_store(distribution=False)
         parent_cache = self.layers.read(parent).cache_id if parent else None
         if self.layers.exists(chain_id):
@@ -96,12 +111,10 @@ class DockerStore:
                 self.overlay2.mark_committed(parent_cache)
             self.discard(staged)
             return False
-        cache_id = new_cache_id()
-        self.overlay2.publish(staged.dir, cache_id, parent_cache)
-        record = LayerRecord(chain_id, diff_id, size, cache_id, parent)
+        self.overlay2.publish(staged.dir, staged.cache_id, parent_cache)
         try:
-            self.layers.commit(record, staged.tar_split)
+            self.layers.publish(staged.write_set, chain_id)
         except BaseException:
-            self.overlay2.remove(cache_id)
+            self.overlay2.remove(staged.cache_id)
             raise
         return True
