@@ -24,6 +24,7 @@ from emustore.errors import LayerError
 READ_WINDOW = 32768
 BATCH = 32 * READ_WINDOW  # decompressed bytes handed out at once: 32 of Go's reads
 INPUT_SLICE = 64 << 10  # compressed bytes given to the gzip decompressor per call
+ZSTD_READ = 1 << 20  # the most compressed bytes zstandard's reader asks for at once (a whole chunk)
 FILE_READ = 1 << 20  # tar-split's read size after the archive end
 GZIP, ZSTD, BZIP2, XZ, PLAIN = "gzip", "zstd", "bzip2", "xz", "uncompressed"
 
@@ -130,7 +131,7 @@ class Decompressed:
 
 def _zstd(src: Iterator[bytes]) -> Iterator[bytes]:
     reader = zstandard.ZstdDecompressor().stream_reader(
-        _IterFile(src), read_size=1 << 17, read_across_frames=True
+        _IterFile(src), read_size=ZSTD_READ, read_across_frames=True
     )
     try:
         while True:
@@ -231,19 +232,26 @@ class _Peekable:
 
 
 class _IterFile:
-    """A minimal read-only file object over a chunk iterator (for zstandard's reader)."""
+    """A minimal read-only file object over a chunk iterator (for zstandard's reader).
+
+    A read returns at most what is left of the current chunk (a short read, as a pipe gives),
+    the chunk itself when it fits: no chunk is copied or joined."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._buf = b""
+        self._chunk = b""
+        self._pos = 0
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._buf += chunk
         if n < 0:
-            n = len(self._buf)
-        out, self._buf = self._buf[:n], self._buf[n:]
+            rest = [self._chunk[self._pos :], *self._chunks]
+            self._chunk, self._pos = b"", 0
+            return b"".join(rest)
+        if self._pos >= len(self._chunk):
+            self._chunk, self._pos = next(self._chunks, b""), 0
+        if self._pos == 0 and n >= len(self._chunk):
+            out = self._chunk
+        else:
+            out = self._chunk[self._pos : self._pos + n]
+        self._pos += len(out)
         return out

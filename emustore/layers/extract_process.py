@@ -21,6 +21,7 @@ from emustore.layers.tarstream import ByteStream, TarHeader
 from emustore.layers.unprivileged import Unwritable
 
 SEND_AT = 1 << 20  # records buffered before they go down the pipe
+SEND_DIRECTLY = 64 << 10  # content pieces this large are written to the pipe as they are
 _NO_ATIME = -(1 << 63)
 # typeflag, mode, uid, gid, size, mtime_ns, atime_ns, devmajor, devminor, len(name), len(linkname), len(xattrs)
 _RECORD = struct.Struct("<BqqqqqqqqIII")
@@ -73,13 +74,18 @@ class ExtractProcess:
             self._send()
 
     def content(self, piece: bytes | memoryview) -> None:
+        if len(piece) >= SEND_DIRECTLY:  # large: straight from the decompressed chunk, not copied
+            self._send()
+            self._worker.send(piece)
+            return
         self._buffer += piece
         if len(self._buffer) >= SEND_AT:
             self._send()
 
     def _send(self) -> None:
-        self._worker.send(self._buffer)
-        self._buffer.clear()
+        if self._buffer:
+            self._worker.send(self._buffer)
+            self._buffer.clear()
 
     def finish(self) -> Outcome:
         """Send what is buffered, end the stream and wait for the child's outcome (once; later

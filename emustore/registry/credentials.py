@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +184,8 @@ def _helper_get(helper: str, key: str) -> Credentials | None:
 
 def _run_helper(helper: str, action: str, stdin: str, *, missing_ok: bool = False) -> str:
     """Run `docker-credential-<helper> <action>`; "" when it reports credentials not found and that is ok."""
+    import subprocess  # only with a credential helper: a faster start
+
     program = f"docker-credential-{helper}"
     try:
         done = subprocess.run(

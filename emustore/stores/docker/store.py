@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +74,8 @@ class DockerStore:
         """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest.
 
         With `reread` the tar-split stays as it is, as when dockerd reads the same bytes again (load)."""
+        import subprocess  # only for a blob repeated in a manifest: a faster start
+
         staged = self.stage()
         os.rmdir(staged.diff)
         subprocess.run(
@@ -103,8 +104,8 @@ class DockerStore:
         self.layers.write_set(staged.write_set, record, staged.tar_split)
 
     def register_layer(self, staged: StagedLayer, chain_id: str, parent: str | None) -> bool:
-        """Publish a prepared layer (caller holds the lock); False if the chain id already existed."""
-        self.layout.prepare_store(distribution=False)
+        """Publish a prepared layer (the caller holds the lock and made the store's directories:
+        layout.prepare_store); False if the chain id already existed."""
         parent_cache = self.layers.read(parent).cache_id if parent else None
         if self.layers.exists(chain_id):
             if parent_cache is not None:
