@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,11 @@ def push(bench: BenchImage, registry: RegistryServer) -> Pushed:
     )
 
 
-def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int) -> ImageResult:
+def measure(
+    image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int, evict: Callable[[], None]
+) -> ImageResult:
+    """`runs` interleaved cold runs (each followed by a warm one, but the floor's); `evict`
+    takes the scratch file system out of memory before each."""
     emustore, docker, floor = contenders
     result = ImageResult(
         image.name,
@@ -84,8 +89,9 @@ def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int
     for run in range(runs):
         for contender in (emustore, docker, floor):
             target = image.twin if contender is docker else image.image
+            evict()  # also syncs: the previous run's writeback does not land in this one's time
             contender.prepare(target)
-            os.sync()  # the previous run's writeback does not land in this one's time
+            os.sync()
             try:
                 if contender is floor:
                     sample = floor.run(target, image.decompressors)
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
         results = []
         for image in images:
-            results.append(measure(image, contenders, runs))
+            results.append(measure(image, contenders, runs, scratch.evict))
             log(summary(results[-1]))
     finally:
         if docker is not None:
