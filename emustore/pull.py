@@ -22,7 +22,7 @@ from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
 from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit
+from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter, short_id
@@ -35,6 +35,7 @@ from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore, StagedLayer
 
 DEFAULT_CONCURRENCY = 4
+IN_THREAD_MAX = 512 << 10  # blobs up to this size are unpacked in the pull's own thread
 DOCKER_UMASK = 0o022
 
 
@@ -213,8 +214,10 @@ def _download(
     def job(position: int) -> LayerResult:
         desc = image.layers[position]
         layer = staged[desc.digest]
+        # a small blob is unpacked right here: forking its two processes would cost more
+        forked = desc.size > IN_THREAD_MAX
         with source.open_layer(desc) as blob:
-            result = unpack_layer_forked(
+            result = (unpack_layer_forked if forked else unpack_layer)(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(layer.diff),
@@ -223,6 +226,7 @@ def _download(
                 max_output=expansion_limit(desc.size, options.max_expansion),
                 file_reads=getattr(blob, "file_reads", False),
                 opaque_xattr=options.opaque_xattr,
+                separate_process=forked,
             )
         if result.unwritable is not None and result.unwritable.lost():
             write_file(layer.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
