@@ -123,11 +123,10 @@ HOW_TO_READ = [
     "**floor**: every layer blob through `curl | gzip -d | tar -x` (or `zstd -d`), all layers at once; "
     "no verification, no tar-split, no metadata: what the machine needs just to move the bytes.",
     "Runs are interleaved (emustore, docker, floor, emustore, ...) so that load on the machine hits all "
-    "three alike; all three read the same local `docker-registry` over loopback.",
+    "three alike; all three read the same local `docker-registry` over loopback; the disks are synced "
+    "before each timed run.",
     "All three write to a fresh ext4 (mkfs defaults with a journal, twice the inodes) loop-mounted for the run; nothing "
     "is deleted there until the end (see scripts/bench/scratch.py: on this machine's journal-less root "
-    "file system, creating files right after deleting many is up to ten times slower). Before each timed "
-    "run that file system is synced and its pages evicted from memory (unmounted and mounted again), so "
-    "that every run, of the first image or the last, starts with the same free memory.",
+    "file system, creating files right after deleting many is up to ten times slower).",
     "The two `bigfiles` sizes show the memory: peak memory stays flat while the image triples.",
 ]

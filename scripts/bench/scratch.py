@@ -6,11 +6,6 @@ inodes freed in the last minutes are skipped one by one when new ones are alloca
 30,000 files right after deleting 30,000 took `tar -x` 13.7 s instead of 1.2 s.) The file
 system has mkfs.ext4's defaults (with a journal, as a typical Docker host's disk) but twice the inodes. Nothing is
 deleted inside it during the run; unmounting and removing the image is the cleanup.
-
-Before each timed run its pages are evicted from memory (`evict`): otherwise the trees of the
-earlier runs fill the page cache (twice: the file system's pages and the image file's), and
-the later images of the suite run on a machine short of free memory, where every page costs
-a reclaim (system time doubled in a test, more for the contender that allocates more).
 """
 
 from __future__ import annotations
@@ -39,19 +34,6 @@ class ScratchFs:
         with self.image.open("wb") as f:
             f.truncate(max(2 * size, MIN_SIZE))  # sparse: only what is written takes space
         subprocess.run(["mkfs.ext4", "-q", "-F", "-i", str(BYTES_PER_INODE), str(self.image)], check=True)
-        subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)], check=True)
-
-    def evict(self) -> None:
-        """Take every page of this file system out of the machine's memory (unmount, drop the
-        image's cached pages, mount again): each run starts with as much free memory as the
-        first, whatever the runs before it wrote (the trees they leave are kept)."""
-        if subprocess.run(["umount", str(self.mountpoint)], capture_output=True).returncode != 0:
-            return  # busy (should not happen between runs): this run starts with what is cached
-        fd = os.open(self.image, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
         subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)], check=True)
 
     def close(self) -> None:

@@ -9,7 +9,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +70,7 @@ def push(bench: BenchImage, registry: RegistryServer) -> Pushed:
     )
 
 
-def measure(
-    image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int, evict: Callable[[], None]
-) -> ImageResult:
-    """`runs` interleaved cold runs (each followed by a warm one, but the floor's); `evict`
-    takes the scratch file system out of memory before each."""
+def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int) -> ImageResult:
     emustore, docker, floor = contenders
     result = ImageResult(
         image.name,
@@ -89,9 +84,8 @@ def measure(
     for run in range(runs):
         for contender in (emustore, docker, floor):
             target = image.twin if contender is docker else image.image
-            evict()  # also syncs: the previous run's writeback does not land in this one's time
             contender.prepare(target)
-            os.sync()
+            os.sync()  # the previous run's writeback does not land in this one's time
             try:
                 if contender is floor:
                     sample = floor.run(target, image.decompressors)
@@ -151,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
         results = []
         for image in images:
-            results.append(measure(image, contenders, runs, scratch.evict))
+            results.append(measure(image, contenders, runs))
             log(summary(results[-1]))
     finally:
         if docker is not None:
