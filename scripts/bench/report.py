@@ -125,7 +125,7 @@ HOW_TO_READ = [
     "Runs are interleaved (emustore, docker, floor, emustore, ...) so that load on the machine hits all "
     "three alike; all three read the same local `docker-registry` over loopback; the disks are synced "
     "before each timed run.",
-    "All three write to a fresh ext4 (mkfs defaults with a journal, twice the inodes) loop-mounted for the run; nothing "
+    "All three write to a fresh ext4 (mkfs defaults with a journal, twice the inodes) loop-mounted for each image; nothing "
     "is deleted there until the end (see scripts/bench/scratch.py: on this machine's journal-less root "
     "file system, creating files right after deleting many is up to ten times slower).",
     "The two `bigfiles` sizes show the memory: peak memory stays flat while the image triples.",

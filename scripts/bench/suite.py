@@ -99,9 +99,9 @@ def measure(image: Pushed, contenders: tuple[Emustore, Docker, Floor], runs: int
     return result
 
 
-def needed_space(images: list[Pushed], runs: int) -> int:
-    """Every run's tree is kept until the end: three contenders, plus a fifth for metadata."""
-    return int(sum(3 * runs * image.uncompressed for image in images) * 1.2)
+def needed_space(image: Pushed, runs: int) -> int:
+    """Every run's tree of an image is kept until its end: three contenders, plus a fifth for metadata."""
+    return int(3 * runs * image.uncompressed * 1.2)
 
 
 def summary(result: ImageResult) -> str:
@@ -135,18 +135,22 @@ def main(argv: list[str] | None = None) -> int:
             if not args.only or name in args.only:
                 images.append(push(build(), registry))
                 log(f"{name}: {images[-1].description}")
-        needed = needed_space(images, runs)
+        needed = max(needed_space(image, runs) for image in images)
         if shutil.disk_usage(hostdir).free < needed:
             log(f"bench: {needed / 1e9:.1f} GB free needed under {hostdir}")
             return 1
-        scratch = ScratchFs(hostdir, needed)
-        workdir = scratch.mountpoint
-        docker = Docker(workdir)
-        contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
         results = []
-        for image in images:
+        for image in images:  # each on a fresh file system: the trees of earlier images leave memory with it
+            scratch = ScratchFs(hostdir, needed_space(image, runs))
+            workdir = scratch.mountpoint
+            docker = Docker(workdir)
+            contenders = (Emustore(workdir, args.concurrency), docker, Floor(workdir, registry.url))
             results.append(measure(image, contenders, runs))
             log(summary(results[-1]))
+            docker.stop()
+            docker = None
+            scratch.close()
+            scratch = None
     finally:
         if docker is not None:
             docker.stop()
