@@ -2,9 +2,11 @@
 
 Extraction is Python work plus several system calls per member. In its own process it runs
 beside the parent's download, decompression, hashing, tar parsing and tar-split, instead of
-sharing one GIL with them (and with the other layers). The parent sends each member it parsed
-as a record (header fields, then the content); the child applies them in order with the same
-Extractor an extraction in the calling thread uses, and reports how far it got: `Outcome`.
+sharing one GIL with them (and with the other layers). The child is forked with the Extractor
+that applied the members so far (pipeline._Extraction forks it once a layer shows many small
+files) and carries on with it; the parent sends each further member it parsed as a record
+(header fields, then the content), the child applies them in order and reports how far it
+got: `Outcome`.
 """
 
 from __future__ import annotations
@@ -45,11 +47,12 @@ class Outcome:
 
 
 class ExtractProcess:
-    """Forks the child at construction; send each member (`member`, then its `content`),
-    then `finish()` for the outcome, or `abort()`."""
+    """Forks the child at construction, with `extractor` (its state as it is now: `start` members
+    applied); send each further member (`member`, then its `content`), then `finish()` for the
+    outcome, or `abort()`. The extractor is the child's from then on: not for use here."""
 
-    def __init__(self, diff_dir: str, opaque_xattr: str) -> None:
-        self._worker = Worker(lambda chunks: apply_records(chunks, diff_dir, opaque_xattr))
+    def __init__(self, extractor: Extractor, start: int = 0) -> None:
+        self._worker = Worker(lambda chunks: apply_records(chunks, extractor, start))
         self.pid = self._worker.pid
         self._buffer = bytearray()
         self._outcome: Outcome | None = None
@@ -105,12 +108,11 @@ class ExtractProcess:
             self._outcome = Outcome(0, "extraction stopped")
 
 
-def apply_records(chunks: Iterator[bytes], diff_dir: str, opaque_xattr: str) -> Outcome:
-    """Apply the members of a record stream to `diff_dir` in order; stop at the first error.
-    A stream ending inside a record (the parent failed there) ends the extraction."""
+def apply_records(chunks: Iterator[bytes], extractor: Extractor, applied: int = 0) -> Outcome:
+    """Apply the members of a record stream in order with `extractor` (which applied the first
+    `applied` members of the layer); stop at the first error. A stream ending inside a record
+    (the parent failed there) ends the extraction."""
     stream = ByteStream(chunks, _ignore)
-    extractor = Extractor(diff_dir, opaque_xattr)
-    applied = 0
     while True:
         head = stream.read(_RECORD.size)
         if len(head) < _RECORD.size:

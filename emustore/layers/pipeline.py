@@ -1,9 +1,10 @@
 """One layer, one pass: blob digest → decompress → diff_id + tar-split + extraction.
 
 The compressed stream is read once; every byte is hashed on the way, each tar member is
-recorded for tar-split and applied to the staging diff dir as it streams by: by a forked
-child process fed the parsed members (extract_process.py), or here in the calling thread.
-A pull runs this whole pass in a process of its own per layer (layer_process.py).
+recorded for tar-split and applied to the staging diff dir as it streams by: here in the
+calling thread, and for a layer of many small files, from the point it shows them, by a forked
+child process fed the parsed members (extract_process.py). A pull runs this whole pass in a
+process of its own per layer (layer_process.py), but for small blobs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from emustore.layers.extract import OPAQUE_XATTR, Extractor
 from emustore.layers.extract_process import ExtractProcess
 from emustore.layers.prefetch import Prefetched
 from emustore.layers.tarsplit import TarSplitPacker, crc64_iso
-from emustore.layers.tarstream import ByteStream, TarReader
+from emustore.layers.tarstream import ByteStream, TarHeader, TarReader
 from emustore.layers.unprivileged import Unwritable
 
+FORK_CHECK_EVERY = 256  # members between two looks at the file sizes (see _Extraction)
+SMALL_FILE = 64 << 10  # a window of members averaging less moves the extraction to a child process
 MAX_EXPANSION = 1100  # gzip cannot exceed ~1032:1; more is a bomb (or a zstd/bzip2 extreme)
 MIN_EXPANSION_LIMIT = 1 << 30
 
@@ -57,7 +60,8 @@ def unpack_layer(
     `max_output` caps the decompressed bytes (see expansion_limit); None means unlimited.
     `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts.
     `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout).
-    `separate_process`: extract in a forked child (beside this thread's work), else right here."""
+    `separate_process`: a layer of many small files is extracted by a forked child (beside this
+    thread's work) from the point it shows them (see _Extraction); without it, all right here."""
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -105,40 +109,25 @@ def _unpack(
 ) -> LayerResult:
     decompressed = Decompressed(source, max_output)
     diff_hash = hashlib.sha256()
-    child = ExtractProcess(diff_dir, opaque_xattr) if separate_process else None  # forked before any thread starts
-    extractor = None if child is not None else Extractor(diff_dir, opaque_xattr)
-    try:
-        ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
-    except BaseException:
-        if child is not None:
-            child.abort()
-        raise
+    extraction = _Extraction(Extractor(diff_dir, opaque_xattr), may_fork=separate_process)
+    ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
     position = _Position()
     try:
-        _split(ByteStream(iter(ahead), _ignore), tar_split_path, extractor, child, position, file_reads, decompressed)
+        _split(ByteStream(iter(ahead), _ignore), tar_split_path, extraction, position, file_reads, decompressed)
         for _ in source:  # bytes after the compressed stream still count for the digest
             pass
     except LayerError:
         ahead.close()
-        first = child.finish().error_first(position.index) if child is not None else None
+        first = extraction.child_error_first(position.index)
         if first is not None:
             raise first from None
         raise
     except BaseException:
-        if child is not None:
-            child.abort()
+        extraction.abort()
         ahead.close()
         raise
     ahead.close()
-    if child is not None:
-        outcome = child.finish()
-        if outcome.error is not None:
-            raise LayerError(outcome.error)
-        size, unwritable = outcome.size, outcome.unwritable
-    else:
-        assert extractor is not None
-        extractor.finish()
-        size, unwritable = extractor.layer_size(), extractor.unwritable
+    size, unwritable = extraction.finish()
     _verify(blob_hash, blob_digest)
     return LayerResult(
         blob_digest=blob_digest,
@@ -156,19 +145,88 @@ class _Position:
     index = 0
 
 
+class _Extraction:
+    """Applies the members in this thread until the layer turns out to hold many small files:
+    then (with `may_fork`) a forked extraction process carries on from the same state.
+
+    Writing a large file's content costs system calls that run without the GIL, little Python;
+    many small files cost Python per file, beside the parsing: from FORK_CHECK_EVERY members on,
+    each window of that many members averaging less than SMALL_FILE bytes moves the rest of the
+    extraction to a process of its own (fed the parsed members, extract_process.py)."""
+
+    def __init__(self, extractor: Extractor, may_fork: bool) -> None:
+        self.extractor: Extractor | None = extractor
+        self.child: ExtractProcess | None = None
+        self._may_fork = may_fork
+        self._window = 0  # content bytes of the members since the last check
+
+    def apply(self, hdr: TarHeader, pieces: Iterator[memoryview], index: int) -> int:
+        """Apply member `index` here or send it to the child; the CRC-64 of its content."""
+        if self._may_fork and self.child is None:
+            self._consider_forking(index)
+            self._window += hdr.data_size
+        crc = 0
+        if self.child is not None:
+            self.child.member(hdr)
+            for piece in pieces:
+                crc = crc64_iso(piece, crc)
+                self.child.content(piece)
+            return crc
+
+        def content() -> Iterator[memoryview]:
+            nonlocal crc
+            for piece in pieces:
+                crc = crc64_iso(piece, crc)
+                yield piece
+
+        assert self.extractor is not None
+        given = content()
+        self.extractor.apply(hdr, given)
+        for _ in given:  # content the extraction did not need still feeds the CRC
+            pass
+        return crc
+
+    def _consider_forking(self, index: int) -> None:
+        if index == 0 or index % FORK_CHECK_EVERY:
+            return
+        if self._window < FORK_CHECK_EVERY * SMALL_FILE:
+            assert self.extractor is not None
+            self.child = ExtractProcess(self.extractor, index)  # the child carries on with this state
+            self.extractor = None
+        self._window = 0
+
+    def child_error_first(self, index: int) -> LayerError | None:
+        """The child's error when it happened before member `index` (this side's position)."""
+        return self.child.finish().error_first(index) if self.child is not None else None
+
+    def finish(self) -> tuple[int, Unwritable | None]:
+        """The layer's size and what could not be written, once every member is applied."""
+        if self.child is not None:
+            outcome = self.child.finish()
+            if outcome.error is not None:
+                raise LayerError(outcome.error)
+            return outcome.size, outcome.unwritable
+        assert self.extractor is not None
+        self.extractor.finish()
+        return self.extractor.layer_size(), self.extractor.unwritable
+
+    def abort(self) -> None:
+        if self.child is not None:
+            self.child.abort()
+
+
 def _split(
     stream: ByteStream,
     tar_split_path: str,
-    extractor: Extractor | None,
-    child: ExtractProcess | None,
+    extraction: _Extraction,
     position: _Position,
     file_reads: bool,
     decompressed: Decompressed,
 ) -> None:
-    """Write the tar-split of the whole stream, applying members here when there is no child."""
+    """Write the tar-split of the whole stream, applying each member on the way."""
     with open(tar_split_path, "wb") as out:
         packer = TarSplitPacker(out)
-        _disassemble(TarReader(stream), packer, extractor, child, position)
+        _disassemble(TarReader(stream), packer, extraction, position)
         trailing = 0
         rest = stream.rest(READ_WINDOW)
         for chunk in file_read_cuts(rest, stream.offset) if file_reads and decompressed.kind == PLAIN else rest:
@@ -190,14 +248,12 @@ def _ignore(chunk: bytes) -> None:
     pass
 
 
-def _disassemble(
-    reader: TarReader, packer: TarSplitPacker, extractor: Extractor | None, child: ExtractProcess | None, position: _Position
-) -> None:
-    """Members in archive order: raw segment, extraction (here or by the child), then the file
-    entry with its CRC. A child that failed stops the reading once it reaches the child's error."""
+def _disassemble(reader: TarReader, packer: TarSplitPacker, extraction: _Extraction, position: _Position) -> None:
+    """Members in archive order: raw segment, extraction, then the file entry with its CRC.
+    A child that failed stops the reading once it reaches the child's error."""
     while True:
-        if child is not None and child.ended:
-            first = child.finish().error_first(position.index)
+        if extraction.child is not None and extraction.child.ended:
+            first = extraction.child_error_first(position.index)
             if first is not None:
                 raise first
         hdr = reader.next()
@@ -205,23 +261,6 @@ def _disassemble(
             packer.add_segment(reader.raw)
         if hdr is None:
             return
-        crc = 0
-        if child is not None:
-            child.member(hdr)
-            for piece in reader.data():
-                crc = crc64_iso(piece, crc)
-                child.content(piece)
-        else:
-            assert extractor is not None
-            def content() -> Iterator[memoryview]:
-                nonlocal crc
-                for piece in reader.data():
-                    crc = crc64_iso(piece, crc)
-                    yield piece
-
-            pieces = content()
-            extractor.apply(hdr, pieces)
-            for _ in pieces:  # content the extraction did not need still feeds the CRC
-                pass
+        crc = extraction.apply(hdr, reader.data(), position.index)
         packer.add_file(hdr.name, hdr.size, crc if hdr.size > 0 else None)
         position.index += 1

@@ -18,6 +18,7 @@ from emustore.errors import DigestMismatch, EmustoreError, LayerError
 from emustore.layers.extract import Extractor
 from emustore.layers.extract_process import ExtractProcess
 from emustore.layers.layer_process import unpack_layer_forked
+from emustore.layers import pipeline
 from emustore.layers.pipeline import LayerResult, unpack_layer
 from emustore.layers.size import layer_size
 from emustore.layers.tarstream import ByteStream, TarReader
@@ -53,6 +54,13 @@ def _good_layer() -> bytes:
 
 
 MODES = ("here", "child", "layer")  # all in this thread; extraction child; layer process + extraction child
+
+
+@pytest.fixture(autouse=True)
+def fork_soon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extraction child takes over after the first member (the small layers here would
+    never make a real layer's case for it): the state handed over is tested too."""
+    monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", 1)
 
 
 def _unpack(tmp_path: Path, mode: str, layer: bytes, digest: str | None = None) -> tuple[LayerResult | EmustoreError, Path]:
@@ -117,9 +125,13 @@ FAULTY = {
 }
 
 
+@pytest.mark.parametrize("fork_at", [1, 2, 3])
 @pytest.mark.parametrize("mode", MODES[1:])
 @pytest.mark.parametrize("case", sorted(FAULTY))
-def test_the_first_error_is_the_same_when_forked(tmp_path: Path, case: str, mode: str) -> None:
+def test_the_first_error_is_the_same_when_forked(
+    tmp_path: Path, case: str, mode: str, fork_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", fork_at)  # the error before, at or after the fork
     layer = FAULTY[case].build() if not case.startswith("truncated") else FAULTY[case].build(end_blocks=0)
     here, _ = _unpack(tmp_path, "here", layer)
     forked, _ = _unpack(tmp_path, mode, layer)
@@ -155,7 +167,7 @@ def test_an_interrupted_layer_process_is_stopped_and_reaped(tmp_path: Path) -> N
 
 
 def test_a_child_that_dies_is_a_layer_error(tmp_path: Path) -> None:
-    process = ExtractProcess(str(tmp_path), "trusted.overlay.opaque")
+    process = ExtractProcess(Extractor(str(tmp_path)))
     os.kill(process.pid, signal.SIGKILL)
     outcome = process.finish()
     assert outcome.error is not None and "ended with signal 9" in outcome.error
@@ -163,7 +175,7 @@ def test_a_child_that_dies_is_a_layer_error(tmp_path: Path) -> None:
 
 
 def test_abort_reaps_the_child(tmp_path: Path) -> None:
-    process = ExtractProcess(str(tmp_path), "trusted.overlay.opaque")
+    process = ExtractProcess(Extractor(str(tmp_path)))
     process.abort()
     with pytest.raises(ChildProcessError):
         os.waitpid(process.pid, os.WNOHANG)
@@ -191,3 +203,27 @@ def test_counted_layer_size_is_the_walked_one(tmp_path: Path, layer: LayerBuilde
     except LayerError:
         pass
     assert extractor.layer_size() == layer_size(str(tmp_path))
+
+
+@pytest.mark.parametrize(("size", "forked"), [(100, True), (3000, False)])
+def test_the_child_takes_over_once_a_window_of_members_is_small_files(
+    tmp_path: Path, size: int, forked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", 4)
+    monkeypatch.setattr(pipeline, "SMALL_FILE", 1000)
+    started: list[int] = []
+
+    class Spy(ExtractProcess):
+        def __init__(self, extractor: Extractor, start: int = 0) -> None:
+            started.append(start)
+            super().__init__(extractor, start)
+
+    monkeypatch.setattr(pipeline, "ExtractProcess", Spy)
+    layer = LayerBuilder()
+    for i in range(10):
+        layer.file("f%d" % i, bytes([i]) * size)
+    result, diff = _unpack(tmp_path, "child", layer.build())
+    assert isinstance(result, LayerResult)
+    assert started == ([4] if forked else [])
+    assert sorted(os.listdir(diff)) == ["f%d" % i for i in range(10)]
+    assert all((diff / ("f%d" % i)).read_bytes() == bytes([i]) * size for i in range(10))

@@ -82,10 +82,12 @@ def _snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int, int, bytes]]:
 
 
 @pytest.fixture(params=[False, True], ids=["here", "child"])
-def separate_process(request: pytest.FixtureRequest) -> bool:
+def separate_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Every case twice: extracted in the calling thread, where the audit hook sees each write,
-    and in the forked child the pull uses, where the snapshot of the surroundings is the witness."""
+    and in the forked child a pull uses for many small files (taking over after the first member
+    here), where the snapshot of the surroundings is the witness."""
     _Watch.separate_process = request.param
+    monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", 1)
     return request.param
 
 
