@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make demo` and `make test` (see README.md).
-PYTHON ?= python3
+# Debian's own python3 when it can make a venv: its optimized build (PGO, LTO) runs emustore
+# about a fifth faster than a plain source build (e.g. pyenv's); any other python3 otherwise.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
