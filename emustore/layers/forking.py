@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import gc
 import os
 import pickle
 import signal
@@ -88,6 +89,7 @@ def _run(work: Callable[[Iterator[bytes]], object], data: int, results: int) -> 
     try:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         _keep_freed_memory()
+        gc.freeze()  # what the parent made is never collected here: a collection would copy its pages
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _close_fds_but({data, results})
         _write_all(results, pickle.dumps(work(_read_chunks(data))))
