@@ -103,7 +103,10 @@ class Extractor:
                     self._parents.add(parent)
                 except OSError:
                     pass
-        path = self.paths.real(name, follow_last=False)
+        if name == b"." or name.startswith((b"/", b"..")):  # re-rooted by the full resolution
+            path = self.paths.real(name, follow_last=False)
+        else:  # the same, from the parts at hand: the parent's resolution is cached
+            path = self.paths.real_dir(b"/" + parent if parent != b"." else b"/") + b"/" + base
         special = name == b"." or base.startswith(WHITEOUT_PREFIX) or (
             self.unwritable is not None and hdr.typeflag in (CHAR, BLOCK)
         )
@@ -205,7 +208,11 @@ class Extractor:
             os.fchown(fd, hdr.uid, hdr.gid)
         if not owned or st.st_mode & 0o7777 != perm:
             os.fchmod(fd, perm)
-        os.utime(fd, ns=_file_times(hdr))
+        mtime, atime = hdr.mtime_ns, hdr.atime_ns
+        if atime is None and 0 <= mtime <= MAX_TIME_NS:  # the common case of _file_times
+            os.utime(fd, ns=(mtime, mtime))
+        else:
+            os.utime(fd, ns=_file_times(hdr))
 
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""

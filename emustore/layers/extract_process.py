@@ -118,11 +118,11 @@ def apply_records(chunks: Iterator[bytes], extractor: Extractor, applied: int = 
         if len(head) < _RECORD.size:
             break
         kind, mode, uid, gid, size, mtime, atime, major, minor, name_len, link_len, xattrs_len = _RECORD.unpack(head)
-        name = stream.read(name_len)
-        linkname = stream.read(link_len)
-        xattrs = stream.read(xattrs_len)
-        if len(xattrs) < xattrs_len:
+        names = stream.read(name_len + link_len + xattrs_len)
+        if len(names) < name_len + link_len + xattrs_len:
             break
+        name, linkname = names[:name_len], names[name_len : name_len + link_len]
+        xattrs = names[name_len + link_len :] if xattrs_len else b""
         hdr = TarHeader(
             name, linkname, kind, mode, uid, gid, size, mtime, None if atime == _NO_ATIME else atime,
             major, minor, pickle.loads(xattrs) if xattrs else {},
