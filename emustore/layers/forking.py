@@ -4,6 +4,11 @@ Both the layer process (layer_process.py) and the extraction process (extract_pr
 are such workers. A worker dies with the thread that forked it (SIGKILL), leaves Ctrl-C to
 its parent, and closes every descriptor it inherited but its own two pipes, so that no pipe
 of another layer is kept open by mistake.
+
+Workers are forked while other threads of the parent run (downloads, small layers unpacked in
+place). A child has only the thread that forked it: a lock another thread held at that moment
+stays taken in the child. So the native code a worker uses keeps no lock of its own after its
+first call, and that first call is made at import (see tarsplit.py: fastcrc's CPU detection).
 """
 
 from __future__ import annotations

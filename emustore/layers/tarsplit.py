@@ -31,6 +31,13 @@ def crc64_iso(data: bytes | memoryview, previous: int | None = None) -> int:
     return fastcrc.crc64.go_iso(data, previous)
 
 
+# fastcrc picks its CPU code on the first call, under a one-time lock. Made here, at import,
+# before any thread runs: a process forked while another thread is inside that first call
+# (a pull unpacks small layers in its own threads while it forks layer processes) would
+# inherit the lock taken and wait on it forever.
+crc64_iso(b"\0")
+
+
 def crc_payload(crc: int) -> bytes:
     """The 8 big-endian bytes tar-split stores for a file's checksum."""
     return crc.to_bytes(8, "big")
