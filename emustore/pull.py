@@ -35,7 +35,7 @@ from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore, StagedLayer
 
 DEFAULT_CONCURRENCY = 4
-IN_THREAD_MAX = 512 << 10  # blobs up to this size are unpacked in the pull's own thread
+IN_THREAD_MAX = 1 << 20  # blobs up to this size are unpacked in the pull's own thread
 DOCKER_UMASK = 0o022
 
 
