@@ -22,36 +22,51 @@ def atomic_write(path: Path, data: bytes, mode: int, temp_prefix: str | None = N
 
 
 def atomic_write_all(files: list[tuple[Path, bytes, int]], temp_prefix: str | None = None) -> None:
-    """atomic_write for each (path, data, mode), renamed in order once all are synced.
-
-    Every temp file is written before any is synced, and the syncs run side by side: the
-    file system commits them together instead of one journal commit per file."""
-    pending: list[Path] = []  # temps written and not yet renamed: ours to remove on failure
+    """atomic_write for each (path, data, mode), renamed in order once all are synced
+    (write_all_synced: one journal commit for all instead of one each)."""
+    temps = []
+    for path, _, _ in files:
+        prefix = temp_prefix if temp_prefix is not None else ".tmp-" + path.name
+        temps.append(path.with_name(prefix + str(secrets.randbelow(10**9))))
+    write_all_synced([(tmp, data, mode) for tmp, (_, data, mode) in zip(temps, files)], exclusive=True)
+    renamed = 0
     try:
-        fds = []
-        try:
-            for path, data, mode in files:
-                prefix = temp_prefix if temp_prefix is not None else ".tmp-" + path.name
-                pending.append(path.with_name(prefix + str(secrets.randbelow(10**9))))
-                fds.append(write_unsynced(pending[-1], data, mode, exclusive=True))
-            fsync_all(fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        for path, _, _ in files:
-            os.rename(pending[0], path)
-            pending.pop(0)
+        for tmp, (path, _, _) in zip(temps, files):
+            os.rename(tmp, path)
+            renamed += 1
     except BaseException:
-        for tmp in pending:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        _unlink_all(temps[renamed:])
         raise
 
 
-def write_unsynced(path: Path, data: bytes, mode: int, exclusive: bool = False) -> int:
-    """Create (or truncate) `path` with exactly `mode` and `data`; the open fd, for fsync_all."""
+def write_all_synced(files: list[tuple[Path, bytes, int]], exclusive: bool = False) -> None:
+    """Create (`exclusive`: new only) each (path, data, mode), then fsync them all side by side:
+    the file system commits them together. On failure the files made are removed."""
+    made: list[Path] = []
+    fds: list[int] = []
+    try:
+        for path, data, mode in files:
+            fds.append(_write_unsynced(path, data, mode, exclusive))
+            made.append(path)
+        _fsync_all(fds)
+    except BaseException:
+        _unlink_all(made)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _write_unsynced(path: Path, data: bytes, mode: int, exclusive: bool = False) -> int:
+    """Create (or truncate) `path` with exactly `mode` and `data`; the open fd."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
     try:
@@ -61,11 +76,13 @@ def write_unsynced(path: Path, data: bytes, mode: int, exclusive: bool = False) 
         os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
+        if exclusive:
+            os.unlink(path)
         raise
     return fd
 
 
-def fsync_all(fds: list[int]) -> None:
+def _fsync_all(fds: list[int]) -> None:
     """fsync every fd, side by side (each call waits on the disk without the GIL)."""
     if len(fds) <= 1:
         for fd in fds:
@@ -80,7 +97,7 @@ def fsync_all(fds: list[int]) -> None:
 
 def write_file(path: Path, data: bytes, mode: int, sync: bool = False) -> None:
     """Create (or truncate) a file with exactly `mode`, optionally fsynced."""
-    fd = write_unsynced(path, data, mode)
+    fd = _write_unsynced(path, data, mode)
     try:
         if sync:
             os.fsync(fd)

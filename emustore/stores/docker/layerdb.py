@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsutil import fsync_all, write_unsynced
+from emustore.fsutil import write_all_synced
 from emustore.stores.docker.layout import DataRoot
 
 
@@ -68,14 +68,7 @@ class LayerDB:
         files = {"diff": record.diff_id, "size": str(record.size), "cache-id": record.cache_id}
         if record.parent:
             files["parent"] = record.parent
-        fds = []
-        try:
-            for name, content in files.items():
-                fds.append(write_unsynced(dest / name, content.encode("ascii"), 0o644))
-            fsync_all(fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        write_all_synced([(dest / name, content.encode("ascii"), 0o644) for name, content in files.items()])
         os.rename(tar_split, dest / "tar-split.json.gz")
         os.chmod(dest / "tar-split.json.gz", 0o644)
 
