@@ -280,7 +280,8 @@ def _register(
     for i in range(plan.existing, len(image.layers)):
         digest = image.layers[i].digest
         parent = chains[i - 1] if i else None
-        if plan.first_of[digest] == i:
+        repeated = plan.first_of[digest] != i  # a blob already registered lower: copied, as dockerd does
+        if not repeated:
             layer = staged.pop(digest)
         else:
             first = store.layers.read(chains[plan.first_of[digest]])
@@ -290,7 +291,7 @@ def _register(
                 reread=not record,
             )
         try:
-            if plan.first_of[digest] != i:
+            if repeated:  # the downloaded ones were prepared by their jobs
                 store.prepare_record(layer, chains[i], diff_ids[i], parent, results[digest].size)
             store.register_layer(layer, chains[i], parent)
         except BaseException:
