@@ -268,17 +268,19 @@ class Extractor:
             if part in (b"", b"."):
                 continue
             done += b"/" + part
-            real = self.paths.real(done, follow_last=False)
-            try:
-                st = os.stat(real)
+            try:  # followed inside the root only: a link to a host dir is not a dir here
+                st = os.lstat(self.paths.real(done, follow_last=True))
             except FileNotFoundError:
+                real = self.paths.real(done, follow_last=False)
                 os.mkdir(real, 0o755)
                 self._chown(real, 0, 0, record=False)
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), real)
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), done)
 
     def _remove_all(self, path: bytes, is_dir: bool) -> None:
+        if os.path.normpath(path) == self.paths.root:  # only a directory entry may name the root
+            raise OSError(errno.EBUSY, "the layer root cannot be replaced")
         if is_dir:
             shutil.rmtree(path)
         else:

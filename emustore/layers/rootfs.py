@@ -39,15 +39,30 @@ class RootedPaths:
         return self._walk([base], real_parent)
 
     def real_dir(self, cleaned_dir: bytes) -> bytes:
-        """The host path of a cleaned, rooted directory path, following every symlink."""
+        """The host path of a cleaned, rooted directory path, following every symlink.
+
+        Iterative (a legal name can be thousands of directories deep): from the deepest
+        cached ancestor down, each level resolved once and cached."""
         if cleaned_dir in (b"", b"/"):
             return self.root
         cached = self._dirs.get(cleaned_dir)
-        if cached is None:
-            parent, _, base = cleaned_dir.rpartition(b"/")
-            cached = self._walk([base], self.real_dir(parent))
-            self._dirs[cleaned_dir] = cached
-        return cached
+        if cached is not None:
+            return cached
+        below: list[tuple[bytes, bytes]] = []  # (dir, its last part), deepest first
+        current = cleaned_dir
+        real = self.root
+        while current not in (b"", b"/"):
+            known = self._dirs.get(current)
+            if known is not None:
+                real = known
+                break
+            parent, _, base = current.rpartition(b"/")
+            below.append((current, base))
+            current = parent
+        for path, base in reversed(below):
+            real = self._walk([base], real)
+            self._dirs[path] = real
+        return real
 
     def _walk(self, parts: list[bytes], start: bytes) -> bytes:
         """Follow `parts` from the host dir `start`, resolving symlinks inside the root."""

@@ -13,13 +13,14 @@ import gzip
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from emustore.errors import LayerError
 from emustore.layers import pipeline
+from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers.pipeline import expansion_limit, unpack_layer
 from tests.support.faults import gzip_bomb
 from tests.support.figures import record
@@ -39,7 +40,7 @@ class _Watch:
 
     allowed: tuple[str, ...] = ()
     outside: list[str] = []
-    separate_process = False
+    separate_process = "here"
 
 
 def _resolved(path: object) -> str | None:
@@ -81,11 +82,12 @@ def _snapshot(top: Path, skip: Path) -> dict[str, tuple[int, int, int, bytes]]:
     return found
 
 
-@pytest.fixture(params=[False, True], ids=["here", "child"])
-def separate_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Every case twice: extracted in the calling thread, where the audit hook sees each write,
-    and in the forked child a pull uses for many small files (taking over after the first member
-    here), where the snapshot of the surroundings is the witness."""
+@pytest.fixture(params=["here", "child", "layer-process"])
+def separate_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case three times: extracted in the calling thread, where the audit hook sees each
+    write; in the forked child a pull uses for many small files (taking over after the first
+    member here); and in the forked layer process a pull runs each layer in, which forks that
+    child in turn. For the forked ones the snapshot of the surroundings is the witness."""
     _Watch.separate_process = request.param
     monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", 1)
     return request.param
@@ -111,8 +113,9 @@ def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = No
     _Watch.outside = []
     _Watch.allowed = (str(diff.resolve()), str(tar_split.resolve()))
     error = None
+    unpack = unpack_layer_forked if _Watch.separate_process == "layer-process" else unpack_layer
     try:
-        unpack_layer(chunks, digest, str(diff), str(tar_split), separate_process=_Watch.separate_process, **kw)  # type: ignore[arg-type]
+        unpack(chunks, digest, str(diff), str(tar_split), separate_process=_Watch.separate_process != "here", **kw)
     except LayerError as exc:
         error = exc
     finally:
@@ -125,6 +128,7 @@ def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = No
     FIGURES["outside_changes"] += len(changed)
     assert _Watch.outside == [], _Watch.outside
     assert changed == [], changed
+    assert not diff.is_symlink() and diff.is_dir(), "the layer root was replaced"
     if error is not None:
         assert "\n" not in str(error)
     return error
@@ -132,6 +136,12 @@ def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = No
 
 def _out(sandbox: Path, *parts: str) -> str:
     return str(sandbox.resolve() / "outside" / Path(*parts))
+
+
+# names that clean to the layer root itself (dockerd 20.10: "unlinkat .//: device or resource busy"),
+# and names that clean to "." (skipped whole, as dockerd skips "." over a directory)
+ROOT_NAMES = ["/", "//", "/.", "..", "../", "./..", "../..", "/..", "a/../.."]
+DOT_NAMES = [".", "./", "a/..", "./."]
 
 
 CONTAINED = {
@@ -151,6 +161,26 @@ CONTAINED = {
     "double_slashes": (lambda s: LayerBuilder().file("//a//b///c", b"x"), "a/b/c"),
     "dot_segments": (lambda s: LayerBuilder().file("./././d/./e", b"x"), "d/e"),
     "nul_in_header_name": (lambda s: LayerBuilder().file(b"cut\0../../outside/evil", b"x"), "cut"),
+    **{
+        "root_as_dir_%s" % name.replace("/", "S").replace(".", "D"): (
+            lambda s, name=name: LayerBuilder().dir(name, mode=0o700).file("decoy", b"inside"),
+            "decoy",
+        )
+        for name in ROOT_NAMES
+    },
+    **{
+        "dot_as_%s_%s" % (kind, name.replace("/", "S").replace(".", "D")): (
+            lambda s, kind=kind, name=name: _replacing_root(kind, name)(s),
+            "decoy",
+        )
+        for kind in ("symlink", "file", "hardlink", "fifo")
+        for name in DOT_NAMES
+    },
+    "deep_name_1200_dirs": (lambda s: LayerBuilder().file("a/" * 1200 + "f", b"x"), "a/" * 1200 + "f"),
+    "deep_name_through_symlinks": (
+        lambda s: LayerBuilder().dir("d/").symlink("d/up", "..").file("d/up/" * 600 + "f", b"x"),
+        "f",
+    ),
     "hardlink_inside_via_dotdot": (
         lambda s: LayerBuilder().file("t", b"x").hardlink("h", "../../../t"),
         "h",
@@ -174,7 +204,30 @@ def _pax_nul_path() -> bytes:
     return header + body + b"\0" * (-len(body) % BLOCK) + Header(b"a", size=0).encode()
 
 
+def _replacing_root(kind: str, name: str) -> Callable[[Path], LayerBuilder]:
+    """A member of `kind` named like the root, then members that would land outside through it."""
+
+    def build(s: Path) -> LayerBuilder:
+        layer = LayerBuilder().file("before", b"x")
+        if kind == "symlink":
+            layer.symlink(name, _out(s))
+        elif kind == "file":
+            layer.file(name, b"x")
+        elif kind == "hardlink":
+            layer.hardlink(name, "before")
+        else:
+            layer.fifo(name)
+        return layer.file("decoy", b"overwritten").file("planted", b"x", mode=0o4755)
+
+    return build
+
+
 REFUSED = {
+    **{
+        "root_as_%s_%s" % (kind, name.replace("/", "S").replace(".", "D")): _replacing_root(kind, name)
+        for kind in ("symlink", "file", "hardlink", "fifo")
+        for name in ROOT_NAMES
+    },
     "symlink_absolute_outside_then_file": lambda s: LayerBuilder().symlink("esc", _out(s)).file("esc/through", b"x"),
     "hardlink_outside_relative": lambda s: LayerBuilder().hardlink("hl", "../../outside/decoy"),
     "hardlink_outside_absolute": lambda s: LayerBuilder().hardlink("hl", _out(s, "decoy")),
