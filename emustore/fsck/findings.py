@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TEMP_PREFIX = ".tmp-"
+MAX_READ = 64 << 20  # no metadata file of a data root comes near this
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,32 @@ class Findings:
         self.problems.append(Problem(path, message, leftover))
 
     def read(self, path: Path, required: bool = True) -> str | None:
-        """A small file's text; a missing (when `required`) or unreadable one is reported."""
+        """A small file's text; a missing (when `required`), unreadable, linked, special or
+        oversized one is reported. Never follows a symlink nor reads more than MAX_READ."""
         try:
-            return path.read_bytes().decode("utf-8", "replace")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             if required:
                 self.report(path, "missing")
+            return None
+        except OSError as exc:
+            self.report(path, "a symlink" if exc.errno == errno.ELOOP else "unreadable: %s" % exc.strerror)
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                self.report(path, "not a regular file")
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as stream:
+                data = stream.read(MAX_READ + 1)
         except OSError as exc:
             self.report(path, "unreadable: %s" % exc.strerror)
-        return None
+            return None
+        finally:
+            os.close(fd)
+        if len(data) > MAX_READ:
+            self.report(path, "larger than %d bytes" % MAX_READ)
+            return None
+        return data.decode("utf-8", "replace")
 
     def modes(self, base: Path, expected: dict[str, int]) -> None:
         """Report each present entry (`.` is `base` itself) whose permission bits differ from dockerd's."""
@@ -58,3 +78,20 @@ def listdir(path: Path) -> list[str]:
         return sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
+
+
+def is_real_dir(path: Path) -> bool:
+    """A directory itself, not a symlink to one."""
+    return stat.S_ISDIR(_lstat_mode(path))
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file itself, not a symlink to one."""
+    return stat.S_ISREG(_lstat_mode(path))

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsck.findings import DIGEST, HEX64, Findings, listdir
+from emustore.fsck.findings import DIGEST, HEX64, Findings, is_regular, listdir
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 
@@ -59,8 +59,8 @@ def _layer_files(path: Path, found: Findings) -> Layer | None:
             found.report(path / name, "malformed content %r (expected %s, no newline)" % (text[:80], shape))
             continue
         values[name] = text
-    if not (path / "tar-split.json.gz").is_file():
-        found.report(path / "tar-split.json.gz", "missing; docker save and push of this layer fail")
+    if not is_regular(path / "tar-split.json.gz"):
+        found.report(path / "tar-split.json.gz", "missing or not a file; docker save and push of this layer fail")
     if not all(name in values for name in ("diff", "size", "cache-id")):
         return None
     return Layer("sha256:" + path.name, values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))

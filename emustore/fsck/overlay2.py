@@ -11,7 +11,7 @@ from pathlib import Path
 
 from emustore.errors import EmustoreError
 from emustore.layers.unprivileged import RECORD_NAME, Unwritable
-from emustore.fsck.findings import Findings, listdir
+from emustore.fsck.findings import Findings, is_real_dir, is_regular, listdir
 from emustore.fsck.layers import Layer
 from emustore.layers.assemble import assemble
 from emustore.layers.size import layer_size
@@ -31,6 +31,8 @@ def check_overlay2(store: DockerStore, referenced: set[str], found: Findings) ->
         found.report(overlay2 / entry, "orphan: no layer or container refers to it", leftover=True)
     for cache_id in sorted(present & referenced):
         _link_file(store, cache_id, found)
+    for entry in sorted(present):
+        _no_symlinks(overlay2 / entry, found)
     for entry in listdir(store.layout.links):
         link = store.layout.links / entry
         try:
@@ -47,10 +49,23 @@ def check_overlay2(store: DockerStore, referenced: set[str], found: Findings) ->
             found.report(link, "link of the orphan %s" % (overlay2 / parts[1]), leftover=True)
 
 
+def _no_symlinks(layer_dir: Path, found: Findings) -> None:
+    """overlay2/<id> and what it holds (diff, link, lower, work, …) are never symlinks: one
+    would lead the engine, and every reader of the root, outside it. Only l/ holds links."""
+    if os.path.islink(layer_dir):
+        found.report(layer_dir, "a symlink (to %s): only l/ holds links" % os.readlink(layer_dir))
+        return
+    for name in listdir(layer_dir):
+        if os.path.islink(layer_dir / name):
+            found.report(layer_dir / name, "a symlink (to %s): only l/ holds links" % os.readlink(layer_dir / name))
+
+
 def _link_file(store: DockerStore, cache_id: str, found: Findings) -> None:
     path = store.overlay2.layer_dir(cache_id)
-    if not (path / "diff").is_dir():
+    if not os.path.lexists(path / "diff"):
         found.report(path / "diff", "missing")
+    elif not is_real_dir(path / "diff"):
+        found.report(path / "diff", "not a directory")
     link_id = found.read(path / "link")
     if link_id is None:
         return
@@ -71,21 +86,22 @@ def check_layer_content(store: DockerStore, layer: Layer, layers: dict[str, Laye
     """Modes, lower/work/committed, then size and diff id recomputed from the diff dir."""
     layer_dir = store.overlay2.layer_dir(layer.cache_id)
     meta = store.layers.path(layer.chain_id)
-    if not layer_dir.is_dir():
-        found.report(layer_dir, "missing (cache-id of %s)" % meta)
+    if not is_real_dir(layer_dir):  # a symlink is reported by check_overlay2, never followed
+        if not os.path.lexists(layer_dir):
+            found.report(layer_dir, "missing (cache-id of %s)" % meta)
         return
     found.modes(meta, LAYERDB_MODES)
     found.modes(layer_dir, OVERLAY2_MODES)
     _lower(store, layer, layers.get(layer.parent) if layer.parent else None, found)
     _unwritten(layer_dir / RECORD_NAME, found)
     diff_dir = layer_dir / "diff"
-    if not diff_dir.is_dir():
+    if not is_real_dir(diff_dir):
         return
     actual_size = layer_size(str(diff_dir))
     if actual_size != layer.size:
         found.report(meta / "size", "is %d, but %s holds %d bytes" % (layer.size, diff_dir, actual_size))
     tar_split = meta / "tar-split.json.gz"
-    if tar_split.is_file():
+    if is_regular(tar_split):
         _diff_id(layer, tar_split, diff_dir, found)
 
 

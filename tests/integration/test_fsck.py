@@ -164,7 +164,38 @@ def pulled_without_root(root: Path, pushed: PushedImage) -> str:
     return f"{layer_dir / RECORD_NAME}: pulled without root: 1 owners, 1 device nodes not written"
 
 
+def diff_is_symlink(root: Path, pushed: PushedImage) -> str:
+    """What a hostile layer could once leave: diff/ replaced by a link to a host dir."""
+    _, layer_dir = layer_paths(root, pushed, 1)
+    outside = root.parent / "host-dir"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"host\n")
+    os.rename(layer_dir / "diff", layer_dir / "diff.moved")
+    os.symlink(outside, layer_dir / "diff")
+    return f"{layer_dir / 'diff'}: not a directory"
+
+
+def lower_is_symlink(root: Path, pushed: PushedImage) -> str:
+    _, layer_dir = layer_paths(root, pushed, 2)
+    lower = layer_dir / "lower"
+    (layer_dir / "lower.real").write_bytes(lower.read_bytes())
+    lower.unlink()
+    os.symlink("lower.real", lower)
+    return f"{lower}: a symlink (to lower.real): only l/ holds links"
+
+
+def layer_dir_is_symlink(root: Path, pushed: PushedImage) -> str:
+    _, layer_dir = layer_paths(root, pushed, 0)
+    moved = root.parent / "moved-layer"
+    os.rename(layer_dir, moved)
+    os.symlink(moved, layer_dir)
+    return f"{layer_dir}: a symlink (to {moved}): only l/ holds links"
+
+
 CORRUPTIONS: dict[str, Callable[[Path, PushedImage], str]] = {
+    "diff-is-symlink": diff_is_symlink,
+    "lower-is-symlink": lower_is_symlink,
+    "layer-dir-is-symlink": layer_dir_is_symlink,
     "pulled-without-root": pulled_without_root,
     "delete-l-link": delete_link,
     "change-size": change_size,
