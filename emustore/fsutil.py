@@ -1,9 +1,10 @@
-"""Atomic file writes and the data root's lock."""
+"""Atomic file writes, tree removal and the data root's lock."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,51 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_tree(path: str | bytes | os.PathLike[str], ignore_errors: bool = False) -> None:
+    """shutil.rmtree without its recursion (a layer may hold directories thousands deep) and
+    without following any symlink: links are removed, never entered. A missing path is fine."""
+
+    def attempt(action: object, target: str | bytes) -> bool:
+        try:
+            action(target)  # type: ignore[operator]
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            if not ignore_errors:
+                raise
+            return False
+
+    top = os.fspath(path)
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(top).st_mode)
+    except FileNotFoundError:
+        return
+    if not is_dir:
+        attempt(os.unlink, top)
+        return
+    pending: list[tuple[str | bytes, bool]] = [(top, False)]  # (dir, its entries already queued)
+    while pending:
+        current, emptied = pending.pop()
+        if emptied:
+            attempt(os.rmdir, current)
+            continue
+        pending.append((current, True))
+        try:
+            entries = list(os.scandir(current))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            if not ignore_errors:
+                raise
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((entry.path, False))
+            else:
+                attempt(os.unlink, entry.path)
 
 
 def ensure_dir(path: Path, mode: int) -> None:

@@ -7,11 +7,11 @@ problems marked `leftover` are remains of interrupted writes, the only thing `re
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from emustore.errors import StoreError
 from emustore.fsck.findings import Findings, Problem
+from emustore.fsutil import remove_tree
 from emustore.fsck.indexes import check_distribution, check_imagedb, check_repositories
 from emustore.fsck.layers import check_layerdb, check_mounts, named_cache_ids
 from emustore.fsck.leftovers import check_leftovers
@@ -55,9 +55,6 @@ def repair(root: str | os.PathLike[str], force: bool = False) -> list[Path]:
     with store.lock():
         for problem in check(root):
             if problem.leftover:
-                if problem.path.is_dir() and not problem.path.is_symlink():
-                    shutil.rmtree(problem.path)
-                else:
-                    problem.path.unlink(missing_ok=True)
+                remove_tree(problem.path)
                 removed.append(problem.path)
     return removed

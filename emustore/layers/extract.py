@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterable
 
 import xattr
 
 from emustore.errors import LayerError
+from emustore.fsutil import remove_tree
 from emustore.layers.gopath import go_clean, go_dir
 from emustore.layers.rootfs import RootedPaths
 from emustore.layers.size import layer_size
@@ -282,7 +282,7 @@ class Extractor:
         if os.path.normpath(path) == self.paths.root:  # only a directory entry may name the root
             raise OSError(errno.EBUSY, "the layer root cannot be replaced")
         if is_dir:
-            shutil.rmtree(path)
+            remove_tree(path)
         else:
             os.unlink(path)
         self.paths.forget()

@@ -29,6 +29,8 @@ READ_SIZE = 1 << 20
 SMALL_MEMBER = 1 << 16  # members this small are kept in memory by the indexing pass
 SMALL_TOTAL = 32 << 20
 MAX_LINK_DEPTH = 16
+MAX_MEMBERS = 100_000  # an image archive has a few per layer; the index stays small
+MAX_EXTENSION = 1 << 20  # Go's limit for PAX and GNU long-name payloads
 HEAD_SIZE = 6
 
 
@@ -115,9 +117,12 @@ class DirFiles:
             return handle.read(HEAD_SIZE)
 
     def read(self, name: str, limit: int) -> bytes:
-        if self._stat(name).st_size > limit:
+        self._stat(name)
+        with self._path(name).open("rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
             raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
-        return self._path(name).read_bytes()
+        return data
 
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[FileStream]:
@@ -127,6 +132,20 @@ class DirFiles:
 
     def close(self) -> None:
         pass
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a PAX or GNU long-name payload whole into memory: bound it as Go does."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type in _EXTENSION_TYPES and self.size > MAX_EXTENSION:
+            raise tarfile.HeaderError("an extension header of %d bytes" % self.size)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+_EXTENSION_TYPES = frozenset(
+    (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+)
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,8 @@ class TarFiles:
                         link = clean_name(info.linkname)
                     elif not info.isfile():
                         continue
+                    if len(self._members) >= MAX_MEMBERS:
+                        raise ManifestError(f"{self.label}: more than {MAX_MEMBERS} files; not an image archive")
                     self._members[name] = _Member(name, info.size, info.offset_data, link)
                     if self.compression == PLAIN or link is not None:
                         continue
@@ -191,12 +212,12 @@ class TarFiles:
         tarfile's stream mode, decompressed as it is read."""
         with self.path.open("rb") as raw:
             if self.compression == PLAIN:
-                with tarfile.open(fileobj=raw, mode="r:") as tar:
+                with tarfile.open(fileobj=raw, mode="r:", tarinfo=_BoundedTarInfo) as tar:
                     yield tar
                 return
             decompressed = _decompressor(raw, self.compression)
             try:
-                with tarfile.open(fileobj=decompressed, mode="r|") as tar:
+                with tarfile.open(fileobj=decompressed, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                     yield tar
             finally:
                 decompressed.close()

@@ -186,3 +186,35 @@ def test_docker_archive_with_compressed_layer_members(loaded: dict[str, Path], t
         add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [TAG], "Layers": [f"l{i}/layer.tar" for i in range(len(image.layers))]}]).encode())
     list(load(archive, tmp_path / "root"))
     assert diff_trees(loaded["root"], tmp_path / "root") == []
+
+
+def _archive_with(members: list[tarfile.TarInfo]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info in members:
+            tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    return buf.getvalue()
+
+
+def _huge_pax_header() -> bytes:
+    info = tarfile.TarInfo("manifest.json")
+    info.pax_headers = {"comment": "x" * (4 << 20)}  # tarfile would read any size whole
+    return _archive_with([info])
+
+
+def _many_members() -> bytes:
+    return _archive_with([tarfile.TarInfo("f%d" % i) for i in range(100_001)])
+
+
+@pytest.mark.parametrize("make", [_huge_pax_header, _many_members], ids=["huge-pax-header", "many-members"])
+@pytest.mark.parametrize("compress", [bytes, gzip.compress], ids=["plain", "gzip"])
+def test_archive_index_is_bounded(make, compress, tmp_path: Path) -> None:
+    archive = tmp_path / "hostile.tar"
+    archive.write_bytes(compress(make()))
+    result = subprocess.run(
+        [sys.executable, "-m", "emustore", "load", "-i", str(archive), "--root", str(tmp_path / "root")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "extension header of" in result.stderr or "more than 100000 files" in result.stderr, result.stderr

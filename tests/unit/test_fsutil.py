@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.fsutil import atomic_write_all
+from emustore.fsutil import atomic_write_all, remove_tree
 
 
 def test_all_files_are_written_with_their_modes_and_no_temp_remains(tmp_path: Path) -> None:
@@ -36,3 +36,29 @@ def test_the_temp_names_follow_dockerd_unless_told(tmp_path: Path, monkeypatch: 
     atomic_write_all([(tmp_path / "x", b"{}", 0o600)], temp_prefix="tmp-")
     assert seen[0].startswith(".tmp-repositories.json") and seen[0][len(".tmp-repositories.json") :].isdigit()
     assert seen[1].startswith("tmp-")
+
+
+def test_remove_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    top = deepest = tmp_path / "top"
+    top.mkdir()
+    for _ in range(1500):  # os.makedirs itself recurses
+        deepest = deepest / "d"
+        deepest.mkdir()
+    (deepest / "f").write_bytes(b"x")
+    remove_tree(top)
+    assert not top.exists()
+
+
+def test_remove_tree_never_enters_a_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"keep")
+    top = tmp_path / "top"
+    (top / "sub").mkdir(parents=True)
+    os.symlink(outside, top / "sub" / "link")
+    os.symlink(outside, tmp_path / "toplink")
+    remove_tree(top)
+    remove_tree(tmp_path / "toplink")
+    remove_tree(tmp_path / "missing")
+    assert not top.exists() and not os.path.lexists(tmp_path / "toplink")
+    assert (outside / "keep").read_bytes() == b"keep"

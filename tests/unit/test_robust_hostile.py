@@ -177,6 +177,7 @@ CONTAINED = {
         for name in DOT_NAMES
     },
     "deep_name_1200_dirs": (lambda s: LayerBuilder().file("a/" * 1200 + "f", b"x"), "a/" * 1200 + "f"),
+    "deep_tree_replaced_by_file": (lambda s: LayerBuilder().file("a/" * 1200 + "f", b"x").file("a", b"x"), "a"),
     "deep_name_through_symlinks": (
         lambda s: LayerBuilder().dir("d/").symlink("d/up", "..").file("d/up/" * 600 + "f", b"x"),
         "f",

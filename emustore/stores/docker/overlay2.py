@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import shutil
 from pathlib import Path
 
-from emustore.fsutil import ensure_dir, write_file
+from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.layout import DataRoot
 
 LINK_ID_LENGTH = 26
@@ -72,7 +71,7 @@ class Overlay2:
             (self.layout.links / self.link_of(cache_id)).unlink()
         except FileNotFoundError:
             pass
-        shutil.rmtree(layer, ignore_errors=True)
+        remove_tree(layer, ignore_errors=True)
 
     def mark_committed(self, cache_id: str) -> None:
         write_file(self.layer_dir(cache_id) / "committed", b"", 0o600)

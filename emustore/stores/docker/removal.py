@@ -9,12 +9,11 @@ does it: its layerdb dir is renamed to `<hex>-<random>-removing`, the overlay2 d
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 
 from emustore.errors import EmustoreError
-from emustore.fsutil import atomic_write, ensure_dir
+from emustore.fsutil import atomic_write, ensure_dir, remove_tree
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
@@ -207,7 +206,7 @@ class _Deleter:
             except FileNotFoundError:
                 pass
         self.deleted.add(image.id)
-        shutil.rmtree(layout.imagedb_metadata / hex_of(image.id), ignore_errors=True)
+        remove_tree(layout.imagedb_metadata / hex_of(image.id), ignore_errors=True)
         try:
             (layout.imagedb_content / hex_of(image.id)).unlink()
         except FileNotFoundError:
@@ -233,7 +232,7 @@ class _Deleter:
         removing = layers / ("%s-%s-removing" % (hex_of(chain_id), new_cache_id()))
         os.rename(layers / hex_of(chain_id), removing)
         Overlay2(self.store.layout).remove(cache_id)
-        shutil.rmtree(removing)
+        remove_tree(removing)
 
 
 def _is_id_prefix(image_id: str, text: str) -> bool:
