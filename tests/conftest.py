@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emustore.fsutil import remove_tree
 from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
 from tests.support.figures import summary_lines
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
@@ -47,6 +48,16 @@ def dockerd_factory() -> Iterator[Callable[[Path], Dockerd]]:
     for daemon in daemons:
         daemon.stop()
         shutil.rmtree(daemon.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A temp dir outside pytest's basetemp, removed after the test even when it fails: hostile
+    layers leave directories deeper than pytest's own (recursive) cleanup can remove. Request it
+    before dockerd_factory, so that daemons are stopped before it goes."""
+    path = Path(tempfile.mkdtemp(prefix="emustore-test-"))
+    yield path
+    remove_tree(path, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

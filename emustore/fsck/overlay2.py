@@ -20,7 +20,8 @@ from emustore.stores.docker.store import DockerStore
 LINK_ID = re.compile(r"[A-Z2-7]{26}")
 # modes dockerd 20.10 gives each piece (format doc §1, §5.2, §8; checklist #5, #10)
 LAYERDB_MODES = {".": 0o700, "diff": 0o644, "size": 0o644, "cache-id": 0o644, "parent": 0o644, "tar-split.json.gz": 0o644}
-OVERLAY2_MODES = {".": 0o710, "diff": 0o755, "link": 0o644, "lower": 0o644, "work": 0o700, "committed": 0o600}
+# (diff/ is 0755 unless the layer itself names its root, "/" or "..", as a directory: dockerd applies that)
+OVERLAY2_MODES = {".": 0o710, "link": 0o644, "lower": 0o644, "work": 0o700, "committed": 0o600}
 
 
 def check_overlay2(store: DockerStore, referenced: set[str], found: Findings) -> None:

@@ -22,10 +22,12 @@ class RootedPaths:
     def __init__(self, root: bytes) -> None:
         self.root = root
         self._dirs: dict[bytes, bytes] = {}
+        self._links: dict[bytes, int] = {}  # symlinks followed to resolve a cached dir, when any
 
     def forget(self) -> None:
         """Drop cached resolutions (after anything was removed or replaced)."""
         self._dirs.clear()
+        self._links.clear()
 
     def real(self, path: bytes, follow_last: bool) -> bytes:
         """The host path for `path` (any form) inside the root."""
@@ -36,13 +38,14 @@ class RootedPaths:
         real_parent = self.real_dir(parent)
         if not follow_last:
             return real_parent + b"/" + base
-        return self._walk([base], real_parent)
+        return self._walk([base], real_parent, self._links.get(parent, 0))[0]
 
     def real_dir(self, cleaned_dir: bytes) -> bytes:
         """The host path of a cleaned, rooted directory path, following every symlink.
 
         Iterative (a legal name can be thousands of directories deep): from the deepest
-        cached ancestor down, each level resolved once and cached."""
+        cached ancestor down, each level resolved once and cached, with the count of links
+        its resolution followed (the kernel allows MAX_SYMLINKS in one path, so does this)."""
         if cleaned_dir in (b"", b"/"):
             return self.root
         cached = self._dirs.get(cleaned_dir)
@@ -59,16 +62,19 @@ class RootedPaths:
             parent, _, base = current.rpartition(b"/")
             below.append((current, base))
             current = parent
+        links = self._links.get(current, 0)
         for path, base in reversed(below):
-            real = self._walk([base], real)
+            real, links = self._walk([base], real, links)
             self._dirs[path] = real
+            if links:
+                self._links[path] = links
         return real
 
-    def _walk(self, parts: list[bytes], start: bytes) -> bytes:
-        """Follow `parts` from the host dir `start`, resolving symlinks inside the root."""
+    def _walk(self, parts: list[bytes], start: bytes, links: int) -> tuple[bytes, int]:
+        """Follow `parts` from the host dir `start` (reached through `links` symlinks),
+        resolving symlinks inside the root; the host path and the links followed in all."""
         real = start[len(self.root) :].split(b"/")[1:] if start != self.root else []
         pending = list(reversed(parts))
-        links = 0
         while pending:
             part = pending.pop()
             if part in (b"", b"."):
@@ -89,4 +95,4 @@ class RootedPaths:
                 pending.extend(reversed(target.split(b"/")))
                 continue
             real.append(part)
-        return self.root + b"".join(b"/" + p for p in real)
+        return self.root + b"".join(b"/" + p for p in real), links

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import tarfile
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 import zstandard
@@ -212,6 +215,22 @@ class ImageBuilder:
         with PushClient(registry_host) as client:
             digest = self.push_blobs_and_manifest(client, repository, tag)
         return self.pushed(f"{registry_host}/{repository}", tag, digest, self.media_type)
+
+    def write_docker_archive(self, path: Path, tag: str) -> None:
+        """A `docker save`-style archive: config.json, l<N>/layer.tar (the blobs as pushed, which
+        dockerd sniffs), manifest.json naming them under `tag`."""
+        with tarfile.open(path, "w") as archive:
+
+            def add(name: str, data: bytes) -> None:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+
+            add("config.json", self.config_bytes())
+            for i, layer in enumerate(self.layers):
+                add(f"l{i}/layer.tar", layer.blob)
+            layers = [f"l{i}/layer.tar" for i in range(len(self.layers))]
+            add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": layers}]).encode())
 
 
 def platform_of(image: ImageBuilder) -> dict[str, str]:

@@ -254,12 +254,16 @@ class _Walker:
 
 
 def _walk(root: Path, rel: str) -> Iterator[tuple[str, Path]]:
-    with os.scandir(root) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            child_rel = f"{rel}/{entry.name}" if rel else entry.name
-            yield child_rel, Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(Path(entry.path), child_rel)
+    """Every entry below `root` with its relative name; iterative (trees may be thousands deep)."""
+    pending = [(root, rel)]
+    while pending:
+        directory, base = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                child_rel = f"{base}/{entry.name}" if base else entry.name
+                yield child_rel, Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), child_rel))
 
 
 def _kind(mode: int) -> str:

@@ -173,17 +173,7 @@ def test_docker_archive_with_compressed_layer_members(loaded: dict[str, Path], t
     """Layer tars may be compressed (dockerd sniffs them): their digests are computed, not assumed."""
     image = sample_image()
     archive = tmp_path / "hand.tar"
-    config = image.config_bytes()
-    with tarfile.open(archive, "w") as tf:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-        add("config.json", config)
-        for i, layer in enumerate(image.layers):
-            add(f"l{i}/layer.tar", layer.blob)
-        add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [TAG], "Layers": [f"l{i}/layer.tar" for i in range(len(image.layers))]}]).encode())
+    image.write_docker_archive(archive, TAG)
     list(load(archive, tmp_path / "root"))
     assert diff_trees(loaded["root"], tmp_path / "root") == []
 

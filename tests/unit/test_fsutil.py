@@ -38,8 +38,8 @@ def test_the_temp_names_follow_dockerd_unless_told(tmp_path: Path, monkeypatch: 
     assert seen[1].startswith("tmp-")
 
 
-def test_remove_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
-    top = deepest = tmp_path / "top"
+def test_remove_tree_deeper_than_the_recursion_limit(scratch: Path) -> None:
+    top = deepest = scratch / "top"
     top.mkdir()
     for _ in range(1500):  # os.makedirs itself recurses
         deepest = deepest / "d"
