@@ -295,12 +295,14 @@ class Extractor:
         return self._size if self._size is not None else layer_size(self.diff_dir)
 
     def finish(self) -> None:
-        """Re-apply directory times last, so later children did not disturb them."""
-        for name, atime, mtime in self._dirs:
-            path = self.paths.real(name, follow_last=True)
-            try:
+        """Re-apply directory times last, so later children did not disturb them (through
+        links inside the root, as dockerd's Chtimes follows them chrooted)."""
+        name = b""
+        try:
+            for name, atime, mtime in self._dirs:
+                path = self.paths.real(name, follow_last=True)
                 os.utime(path, ns=(_clamp(atime if atime is not None else -1), _clamp(mtime)))
-            except OSError as exc:
-                raise LayerError("failed to register layer: %s: %s" % (_show(name), exc.strerror)) from None
-        for name, mode in reversed(self._modes):
-            os.chmod(self.paths.real(go_clean(name), follow_last=True), mode)
+            for name, mode in reversed(self._modes):
+                os.chmod(self.paths.real(go_clean(name), follow_last=True), mode)
+        except OSError as exc:
+            raise LayerError("failed to register layer: %s: %s" % (_show(name), exc.strerror or exc)) from None
