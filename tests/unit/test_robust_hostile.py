@@ -241,8 +241,8 @@ REFUSED = {
     "huge_declared_size": lambda s: LayerBuilder().raw(Header(b"big", size=1 << 40).encode() + b"x" * 4096),
     "deep_name_through_41_symlinks": lambda s: LayerBuilder().dir("d/").symlink("d/up", "..").file("d/up/" * 41 + "f", b"x"),
     "deep_name_through_600_symlinks": lambda s: LayerBuilder().dir("d/").symlink("d/up", "..").file("d/up/" * 600 + "f", b"x"),
-    "dir_replaced_by_dangling_symlink": lambda s: LayerBuilder().dir("a/").symlink("a", "missing"),
-    "dir_replaced_by_symlink_loop": lambda s: LayerBuilder().dir("a/").symlink("a", "a"),
+    "dir_replaced_by_dangling_symlink": lambda s: LayerBuilder().dir("a/").symlink("/a", "missing"),
+    "dir_replaced_by_symlink_loop": lambda s: LayerBuilder().dir("a/").symlink("/a", "/a"),
     "socket_member": lambda s: LayerBuilder().raw(Header(b"sock", b"7").encode()),
 }
 
