@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from emustore.errors import ManifestError
 from emustore.fsutil import atomic_write, ensure_dir
-from emustore.manifest import Descriptor
+from emustore.manifest import SHA256_DIGEST, Descriptor
 from emustore.sources.base import ImageSource, LayerStream, ResolvedImage
 
 READ_SIZE = 1 << 20
@@ -34,7 +35,10 @@ class BlobCache:
             atomic_write(self.root / "oci-layout", LAYOUT_FILE, 0o644)
 
     def path(self, digest: str) -> Path:
-        return self.blobs / digest.split(":", 1)[1]
+        """blobs/sha256/<hex>; anything but a sha256 digest is refused, never made a name."""
+        if not SHA256_DIGEST.fullmatch(digest):
+            raise ManifestError("not a sha256 digest: %r" % digest[:80])
+        return self.blobs / digest[len("sha256:") :]
 
     def verified(self, digest: str) -> Path | None:
         """The cached blob's path if it is there and matches its digest; a corrupt one is removed."""

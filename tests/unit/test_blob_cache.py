@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emustore.errors import ManifestError
 from emustore.manifest import Descriptor
 from emustore.sources.cache import BlobCache, CachingSource
 
@@ -83,3 +84,10 @@ def test_a_corrupt_cached_blob_is_dropped_and_fetched_again(tmp_path: Path) -> N
     assert read_through(CachingSource(inner, cache)) == DATA
     assert inner.opened == 1
     assert path.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../../etc/passwd", "sha256:" + "A" * 64, "sha512:" + "a" * 128, "sha256:"])
+def test_only_sha256_digests_become_names(digest: str, tmp_path: Path) -> None:
+    with pytest.raises(ManifestError):
+        BlobCache(tmp_path / "cache").path(digest)
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == ["blobs", "oci-layout", "sha256"]
