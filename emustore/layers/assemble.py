@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,13 @@ def assemble(tar_split: str | os.PathLike[str], files_root: str | os.PathLike[st
 
 def _file_content(paths: RootedPaths, name: bytes, size: int, expected_crc: bytes) -> Iterator[bytes]:
     shown = name.decode("utf-8", "backslashreplace")
-    try:
-        fd = os.open(paths.real(name, follow_last=True), os.O_RDONLY | os.O_CLOEXEC)
+    try:  # resolved inside the layer; non-blocking, so that a fifo put there is refused, not waited on
+        fd = os.open(paths.real(name, follow_last=True), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise LayerError("cannot read %s for reassembly: %s" % (shown, exc.strerror)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LayerError("cannot read %s for reassembly: not a regular file" % shown)
     crc = 0
     remaining = size
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from emustore.errors import LayerError
 from emustore.layers import pipeline
+from emustore.layers.assemble import assemble
 from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers.pipeline import expansion_limit, unpack_layer
 from tests.support.faults import gzip_bomb
@@ -292,3 +294,16 @@ def test_figures() -> None:
     """Runs last in this module: report what the cases above did."""
     record("hostile layers", **FIGURES)
     assert FIGURES["outside_attempts"] == 0 and FIGURES["outside_changes"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_reassembly_refuses_a_fifo_in_place_of_a_file(scratch: Path) -> None:
+    """A later member (another spelling of the name) puts a fifo where the tar-split has a file:
+    save, push and fsck reassemble the layer; opening the fifo must not wait for a writer."""
+    blob = gzip.compress(LayerBuilder().file("x", b"content").fifo("/x").build(), mtime=0)
+    diff, tar_split = scratch / "diff", scratch / "ts.json.gz"
+    diff.mkdir()
+    unpack_layer(iter([blob]), "sha256:" + hashlib.sha256(blob).hexdigest(), str(diff), str(tar_split), separate_process=False)
+    assert stat.S_ISFIFO(os.lstat(diff / "x").st_mode)
+    with pytest.raises(LayerError, match="x for reassembly: not a regular file"):
+        b"".join(assemble(tar_split, diff))
