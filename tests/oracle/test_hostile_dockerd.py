@@ -108,3 +108,11 @@ def test_hostile_layers_get_dockerds_verdict(
     assert differences == [], "\n".join(differences[:40])
     differences = diff_trees(roots["dockerd-load"], roots["load"])
     assert differences == [], "\n".join(differences[:40])
+
+    # what was accepted can be removed again, deep trees included, leaving a clean root
+    accepted = ["hostile/deep-name:v1", "hostile/deep-through-40-symlinks:v1", "hostile/root-dir-metadata:v1"]
+    removed = _emustore("rmi", *(registry.host + "/" + name for name in accepted), "--root", str(roots["pull"]))
+    assert removed.returncode == 0, removed.stderr
+    assert check(roots["pull"]) == []
+    deep = subprocess.run(["find", str(roots["pull"] / "overlay2"), "-mindepth", "100", "-print", "-quit"], capture_output=True)
+    assert deep.stdout == b"", "a deep tree was left behind"
