@@ -12,6 +12,8 @@ import filelock
 
 from emustore.errors import StoreError
 
+TEMP_PREFIX = ".tmp-"  # dockerd's temp files (ioutils.AtomicWriteFile) and emustore's
+
 
 def atomic_write(path: Path, data: bytes, mode: int, temp_prefix: str | None = None) -> None:
     """Write `data` to a temp file beside `path`, fsync, chmod `mode`, rename over `path`.
@@ -26,7 +28,7 @@ def atomic_write_all(files: list[tuple[Path, bytes, int]], temp_prefix: str | No
     (write_all_synced: one journal commit for all instead of one each)."""
     temps = []
     for path, _, _ in files:
-        prefix = temp_prefix if temp_prefix is not None else ".tmp-" + path.name
+        prefix = temp_prefix if temp_prefix is not None else TEMP_PREFIX + path.name
         temps.append(path.with_name(prefix + str(secrets.randbelow(10**9))))
     write_all_synced([(tmp, data, mode) for tmp, (_, data, mode) in zip(temps, files)], exclusive=True)
     renamed = 0

@@ -7,7 +7,6 @@ problems marked `leftover` are remains of interrupted writes, the only thing `re
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from emustore.errors import StoreError
@@ -17,6 +16,7 @@ from emustore.fsck.layers import check_layerdb, check_mounts, named_cache_ids
 from emustore.fsck.leftovers import check_leftovers
 from emustore.fsck.overlay2 import check_layer_content, check_overlay2
 from emustore.stores.docker.ownership import check_not_owned
+from emustore.stores.docker.staging import remove_path
 from emustore.stores.docker.store import DockerStore
 
 __all__ = ["Problem", "check", "repair"]
@@ -46,8 +46,9 @@ def check(root: str | os.PathLike[str]) -> list[Problem]:
 def repair(root: str | os.PathLike[str], force: bool = False) -> list[Path]:
     """Remove the leftovers of interrupted writes, under the root's lock; return what was removed.
 
-    A root a running dockerd owns is refused unless `force`. Do not run it while a pull into
-    this root is downloading: its staged layers look like leftovers.
+    A root a running dockerd owns is refused unless `force`. Safe while pulls, loads or creates
+    run: their staging is theirs as long as they live (stores/docker/staging.py), and what they
+    publish or write beside the indexes, they do under the same lock.
     """
     store = _store(root)
     check_not_owned(store.layout.root, force)
@@ -55,9 +56,6 @@ def repair(root: str | os.PathLike[str], force: bool = False) -> list[Path]:
     with store.lock():
         for problem in check(root):
             if problem.leftover:
-                if problem.path.is_dir() and not problem.path.is_symlink():
-                    shutil.rmtree(problem.path)
-                else:
-                    problem.path.unlink(missing_ok=True)
+                remove_path(problem.path)
                 removed.append(problem.path)
     return removed
