@@ -124,6 +124,19 @@ def ensure_dir(path: Path, mode: int) -> None:
     os.chmod(path, mode)
 
 
+def unusable_dir(path: Path, role: str, exc: OSError) -> str:
+    """One line saying why `path` cannot serve as `role` ("a data root"), given the error met."""
+    if path.is_symlink() and not path.exists():
+        why = "it is a symlink to %s, which does not exist" % os.readlink(path)
+    elif path.exists() and not path.is_dir():
+        why = "it is not a directory"
+    elif not path.exists() and not path.parent.is_dir():
+        why = "its parent %s %s" % (path.parent, "is not a directory" if path.parent.exists() else "does not exist")
+    else:
+        why = "%s: %s" % (exc.filename or path, exc.strerror or exc)
+    return "cannot use %s as %s: %s" % (path, role, why)
+
+
 def random_hex(nbytes: int) -> str:
     return secrets.token_hex(nbytes)
 

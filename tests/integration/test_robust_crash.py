@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -196,23 +198,31 @@ def test_sigkill_at_random_points_then_rerun_leaves_fsck_clean(
     assert figures["kills"] >= KILLS and figures["leftovers_after_rerun"] == 0 and figures["files_outside_root"] == 0
 
 
-def test_sigint_aborts_cleanly(images: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path) -> None:
-    """Ctrl-C in the middle of slow downloads: one line, exit 130, staging gone, root consistent."""
+@contextmanager
+def _downloading(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> Iterator[subprocess.Popen[str]]:
+    """A pull into `root` (holding the base image) in the middle of a slow download: the big
+    layer's first 16 KiB came, the rest waits 3 s."""
     proxy = FaultProxy(registry.host)
     try:
         proxy.inject(Fault("/blobs/" + images["big"].layer_digests[-1], "slow", after=0, pause=3))
-        root = tmp_path / "root"
         assert _run(pull_process(images["base"].reference, str(root))).returncode == 0
         proc = pull_process(images["big"].reference.replace(registry.host, proxy.host), str(root))
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.rstrip().endswith("Pulling fs layer"):
                 break
-        time.sleep(0.5)  # the big layer's first 16 KiB came, the rest waits 3 s: still downloading
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        time.sleep(0.5)
+        yield proc
     finally:
         proxy.stop()
+
+
+def test_sigint_aborts_cleanly(images: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of slow downloads: one line, exit 130, staging gone, root consistent."""
+    root = tmp_path / "root"
+    with _downloading(images, registry, root) as proc:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.splitlines() == ["emustore: interrupted; nothing half-written was published"]
     report = check_root(root)
@@ -226,17 +236,8 @@ def test_fsck_repair_leaves_a_running_pull_alone(
 ) -> None:
     """`fsck --repair` while a pull downloads (its layer staged, its blob still coming): nothing of
     the pull is removed, the pull completes, the root is clean."""
-    proxy = FaultProxy(registry.host)
-    try:
-        proxy.inject(Fault("/blobs/" + images["big"].layer_digests[-1], "slow", after=0, pause=3))
-        root = tmp_path / "root"
-        assert _run(pull_process(images["base"].reference, str(root))).returncode == 0
-        proc = pull_process(images["big"].reference.replace(registry.host, proxy.host), str(root))
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.rstrip().endswith("Pulling fs layer"):
-                break
-        time.sleep(0.5)
+    root = tmp_path / "root"
+    with _downloading(images, registry, root) as proc:
         staged = sorted(_staged(root))
         repaired = subprocess.run(
             [sys.executable, "-m", "emustore", "fsck", "--repair", "--root", str(root)],
@@ -244,8 +245,6 @@ def test_fsck_repair_leaves_a_running_pull_alone(
         )  # fmt: skip
         still = sorted(_staged(root))
         pulled = _run(proc)
-    finally:
-        proxy.stop()
     assert staged and still == staged
     assert repaired.returncode == 0 and repaired.stdout == "", repaired.stdout + repaired.stderr
     assert pulled.returncode == 0, pulled.stderr

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emustore.errors import StoreError
-from emustore.fsutil import TEMP_PREFIX, random_hex
+from emustore.fsutil import TEMP_PREFIX, random_hex, unusable_dir
 from emustore.stores.docker.layout import DataRoot
 
 LOCK_SUFFIX = ".lock"
@@ -73,7 +73,7 @@ def create_set(layout: DataRoot, kind: str) -> StagingSet:
         except FileNotFoundError:
             continue  # a writer that failed in a new root removed the staging dir meanwhile
         except OSError as exc:
-            raise StoreError(unusable(layout.root, exc)) from None
+            raise StoreError(unusable_dir(layout.root, "a data root", exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner looks at it
             if _is_current(fd, lock):
@@ -92,20 +92,7 @@ def prepare_root(layout: DataRoot) -> None:
     try:
         layout.prepare_staging()
     except OSError as exc:
-        raise StoreError(unusable(layout.root, exc)) from None
-
-
-def unusable(root: Path, exc: OSError) -> str:
-    """One line saying why `root` cannot hold a data root."""
-    if root.is_symlink() and not root.exists():
-        why = "it is a symlink to %s, which does not exist" % os.readlink(root)
-    elif root.exists() and not root.is_dir():
-        why = "it is not a directory"
-    elif not root.exists() and not root.parent.is_dir():
-        why = "its parent %s %s" % (root.parent, "is not a directory" if root.parent.exists() else "does not exist")
-    else:
-        why = "%s: %s" % (exc.filename or root, exc.strerror or exc)
-    return "cannot use %s as a data root: %s" % (root, why)
+        raise StoreError(unusable_dir(layout.root, "a data root", exc)) from None
 
 
 def abandoned(staging: Path) -> Iterator[Path]:
