@@ -7,7 +7,8 @@ root removes such sets, and `fsck --repair` does too; a set whose lock is held i
 
 The lock file is made (O_EXCL) and locked before its dir, and removed after it: a dir without
 its lock file belongs to no live writer. Anything else in the staging dir (the rm- dir `rm` empties
-under the root lock, scratch of an older emustore) has no lock and counts as abandoned.
+under the root lock, scratch of an older emustore) has no lock and counts as abandoned: removing
+the rm- dir of an rm still running only does what that rm is doing.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def _claimed(lock: Path) -> Iterator[bool]:
     """Whether `lock` is a lock file nobody holds; if so, held for the block."""
     try:
         fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        fd = -1  # its owner finished, or another cleaner removed it
+    except OSError:
+        fd = -1  # its owner finished, or another cleaner removed it (or it is not ours to look at)
     try:
         yield fd >= 0 and _try_lock(fd) and _is_current(fd, lock)
     finally:
