@@ -13,6 +13,8 @@ import filelock
 
 from emustore.errors import StoreError
 
+TEMP_PREFIX = ".tmp-"  # dockerd's temp files (ioutils.AtomicWriteFile) and emustore's
+
 
 def atomic_write(path: Path, data: bytes, mode: int, temp_prefix: str | None = None) -> None:
     """Write `data` to a temp file beside `path`, fsync, chmod `mode`, rename over `path`.
@@ -27,7 +29,7 @@ def atomic_write_all(files: list[tuple[Path, bytes, int]], temp_prefix: str | No
     (write_all_synced: one journal commit for all instead of one each)."""
     temps = []
     for path, _, _ in files:
-        prefix = temp_prefix if temp_prefix is not None else ".tmp-" + path.name
+        prefix = temp_prefix if temp_prefix is not None else TEMP_PREFIX + path.name
         temps.append(path.with_name(prefix + str(secrets.randbelow(10**9))))
     write_all_synced([(tmp, data, mode) for tmp, (_, data, mode) in zip(temps, files)], exclusive=True)
     renamed = 0
@@ -166,6 +168,19 @@ def ensure_dir(path: Path, mode: int) -> None:
     except FileExistsError:
         return
     os.chmod(path, mode)
+
+
+def unusable_dir(path: Path, role: str, exc: OSError) -> str:
+    """One line saying why `path` cannot serve as `role` ("a data root"), given the error met."""
+    if path.is_symlink() and not path.exists():
+        why = "it is a symlink to %s, which does not exist" % os.readlink(path)
+    elif path.exists() and not path.is_dir():
+        why = "it is not a directory"
+    elif not path.exists() and not path.parent.is_dir():
+        why = "its parent %s %s" % (path.parent, "is not a directory" if path.parent.exists() else "does not exist")
+    else:
+        why = "%s: %s" % (exc.filename or path, exc.strerror or exc)
+    return "cannot use %s as %s: %s" % (path, role, why)
 
 
 def random_hex(nbytes: int) -> str:

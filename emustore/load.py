@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from emustore.reference import Reference
 from emustore.sources.archives import ArchivedImage, archive_images, parse_source_name, pick_image
 from emustore.sources.docker_archive import sha256_of
 from emustore.sources.files import open_files
-from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.store import DockerStore
 
 
@@ -38,9 +36,9 @@ def load(
     force: bool = False,
 ) -> Iterator[LoadedImage]:
     """Load each image of `archive` (a path, or a stream such as stdin) into `root`, in archive order."""
-    with _local_copy(archive, Path(root)) as path:
+    store = DockerStore(Path(root))
+    with _local_copy(archive, store) as path:
         files = open_files(path, None if isinstance(archive, (str, os.PathLike)) else "stdin")
-        store = DockerStore(Path(root))
         try:
             images = archive_images(files, platform)
             parents = _parent_links(images)
@@ -92,21 +90,20 @@ def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> No
 
 
 @contextmanager
-def _local_copy(archive: str | os.PathLike[str] | BinaryIO, root: Path) -> Iterator[Path]:
-    """A path for the archive: itself, or a stream spooled into the root's tmp/ (as dockerd does)."""
+def _local_copy(archive: str | os.PathLike[str] | BinaryIO, store: DockerStore) -> Iterator[Path]:
+    """A path for the archive: itself, or a stream spooled into a staging set of the root's tmp/
+    (as dockerd spools into its tmp/), which goes with the set, even if this process is killed."""
     if isinstance(archive, (str, os.PathLike)):
         yield Path(archive)
         return
-    layout = DataRoot(root.absolute())
-    layout.prepare_staging()
-    fd, name = tempfile.mkstemp(prefix="emustore-load-", dir=layout.tmp)
     try:
-        with os.fdopen(fd, "wb") as spool:
-            shutil.copyfileobj(archive, spool, 1 << 20)
-        yield Path(name)
+        with store.staging("load") as staging:
+            spool = staging.dir / "archive"
+            with open(spool, "xb") as out:
+                shutil.copyfileobj(archive, out, 1 << 20)
+            yield spool
     finally:
-        os.unlink(name)
-        layout.remove_empty_staging()
+        store.layout.remove_empty_staging()
 
 
 def pull_from(

@@ -32,6 +32,7 @@ from emustore.sources.base import ImageSource, ResolvedImage
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.ownership import check_not_owned
+from emustore.stores.docker.staging import StagingSet
 from emustore.stores.docker.store import DockerStore, StagedLayer
 
 DEFAULT_CONCURRENCY = 4
@@ -101,21 +102,25 @@ def pull(
     spec = parse_platform(platform) if isinstance(platform, str) else platform
     report = reporter or SilentReporter()
     store = DockerStore(Path(root))
+    options = _LayerOptions(max_expansion, ROOTLESS_OPAQUE_XATTR if rootless else OPAQUE_XATTR)
+    opened = source
     old_umask = os.umask(DOCKER_UMASK)
-    # a config the root already holds is not downloaded again (warm pull)
-    opened = source or RegistrySource(ref, spec, options=registry_options, config_stores=[store.images])
-    if blob_cache is not None:
-        from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
-
-        opened = CachingSource(opened, BlobCache(blob_cache))
     try:
-        options = _LayerOptions(max_expansion, ROOTLESS_OPAQUE_XATTR if rootless else OPAQUE_XATTR)
-        return _pull(ref, opened, store, report, concurrency, options, load)
+        # the root is checked (and dead writers' staging removed) before anything is downloaded
+        with store.staging("pull" if load is None else "load") as staging:
+            # a config the root already holds is not downloaded again (warm pull)
+            opened = opened or RegistrySource(ref, spec, options=registry_options, config_stores=[store.images])
+            if blob_cache is not None:
+                from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
+
+                opened = CachingSource(opened, BlobCache(blob_cache))
+            return _pull(ref, opened, store, staging, report, concurrency, options, load)
     except BaseException:
         store.layout.remove_empty_staging()
         raise
     finally:
-        opened.close()
+        if opened is not None:
+            opened.close()
         os.umask(old_umask)
 
 
@@ -123,6 +128,7 @@ def _pull(
     ref: Reference,
     source: ImageSource,
     store: DockerStore,
+    staging: StagingSet,
     report: Reporter,
     concurrency: int,
     options: _LayerOptions,
@@ -152,16 +158,14 @@ def _pull(
     plan = _plan(image, config.diff_ids, chains, store, by_distribution=load is None)
     for i in range(plan.existing):
         report.layer(image.layers[i].digest, "Already exists")
-    staged: dict[str, StagedLayer] = {}
-    try:
-        results = _download(image, source, store, plan, config.diff_ids, chains, staged, report, concurrency, options)
-        with store.lock(), _interrupts_deferred():
-            _register(image, store, plan, config.diff_ids, chains, staged, results, report, load is None)
-            store.images.put(image.config_bytes)
-            store.references.add(references)
-    finally:
-        for layer in staged.values():
-            store.discard(layer)
+    staged: dict[str, StagedLayer] = {}  # what is left of them on failure goes with the staging set
+    results = _download(
+        image, source, store, staging, plan, config.diff_ids, chains, staged, report, concurrency, options
+    )
+    with store.lock(), _interrupts_deferred():
+        _register(image, store, staging, plan, config.diff_ids, chains, staged, results, report, load is None)
+        store.images.put(image.config_bytes)
+        store.references.add(references)
     report.done(ref, image.manifest_digest, downloaded=True)
     unwritten = [r.unwritable.counts() for r in results.values() if r.unwritable is not None and r.unwritable.lost()]
     return PullResult(
@@ -191,6 +195,7 @@ def _download(
     image: ResolvedImage,
     source: ImageSource,
     store: DockerStore,
+    staging: StagingSet,
     plan: _Plan,
     diff_ids: list[str],
     chains: list[str],
@@ -241,7 +246,7 @@ def _download(
         return result
 
     for digest in plan.first_of:
-        staged[digest] = store.stage()
+        staged[digest] = store.stage(staging)
         report.layer(digest, "Pulling fs layer")
     futures: dict[str, Future[LayerResult]] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="layer") as pool:
@@ -267,6 +272,7 @@ class _Stopped(Exception):
 def _register(
     image: ResolvedImage,
     store: DockerStore,
+    staging: StagingSet,
     plan: _Plan,
     diff_ids: list[str],
     chains: list[str],
@@ -282,21 +288,18 @@ def _register(
         parent = chains[i - 1] if i else None
         repeated = plan.first_of[digest] != i  # a blob already registered lower: copied, as dockerd does
         if not repeated:
-            layer = staged.pop(digest)
+            layer = staged[digest]
         else:
             first = store.layers.read(chains[plan.first_of[digest]])
             layer = store.stage_copy(
+                staging,
                 store.overlay2.diff_dir(first.cache_id),
                 store.layers.path(first.chain_id) / "tar-split.json.gz",
                 reread=not record,
             )
-        try:
-            if repeated:  # the downloaded ones were prepared by their jobs
-                store.prepare_record(layer, chains[i], diff_ids[i], parent, results[digest].size)
-            store.register_layer(layer, chains[i], parent)
-        except BaseException:
-            store.discard(layer)  # no longer in `staged`: its leftovers are ours to remove
-            raise
+        if repeated:  # the downloaded ones were prepared by their jobs
+            store.prepare_record(layer, chains[i], diff_ids[i], parent, results[digest].size)
+        store.register_layer(layer, chains[i], parent)
         report.layer(digest, "Pull complete")
     if record:
         store.distribution.record_pulls(

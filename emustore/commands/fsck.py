@@ -1,4 +1,4 @@
-"""`emustore fsck`: check a data root against the format doc; `--repair` removes pull leftovers."""
+"""`emustore fsck`: check a data root against the format doc; `--repair` removes leftovers of interrupted writes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add_root_argument(p)
     p.add_argument(
         "--repair", action="store_true",
-        help="remove leftovers of interrupted pulls (staging, write-sets, temp files, orphan overlay2 dirs) "
-        "and nothing else; do not run while a pull into this root is in progress",
+        help="remove leftovers of interrupted writes (staging of dead pulls, loads and creates, write-sets, "
+        "temp files, orphan overlay2 dirs) and nothing else; safe while pulls into this root run",
     )
     p.add_argument("--force", action="store_true", help="repair even a root a running dockerd owns")
     p.set_defaults(func=run)

@@ -46,8 +46,9 @@ def check(root: str | os.PathLike[str]) -> list[Problem]:
 def repair(root: str | os.PathLike[str], force: bool = False) -> list[Path]:
     """Remove the leftovers of interrupted writes, under the root's lock; return what was removed.
 
-    A root a running dockerd owns is refused unless `force`. Do not run it while a pull into
-    this root is downloading: its staged layers look like leftovers.
+    A root a running dockerd owns is refused unless `force`. Safe while pulls, loads or creates
+    run: their staging is theirs as long as they live (stores/docker/staging.py), and what they
+    publish or write beside the indexes, they do under the same lock.
     """
     store = _store(root)
     check_not_owned(store.layout.root, force)

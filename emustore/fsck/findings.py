@@ -11,7 +11,6 @@ from pathlib import Path
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-TEMP_PREFIX = ".tmp-"
 MAX_READ = 64 << 20  # no metadata file of a data root comes near this
 
 

@@ -6,7 +6,8 @@ import hashlib
 import json
 
 from emustore.errors import EmustoreError
-from emustore.fsck.findings import DIGEST, HEX64, TEMP_PREFIX, Findings, listdir
+from emustore.fsck.findings import DIGEST, HEX64, Findings, listdir
+from emustore.fsutil import TEMP_PREFIX
 from emustore.fsck.layers import Layer, loadable
 from emustore.imageconfig import parse_image_config
 from emustore.stores.docker.layerdb import chain_ids

@@ -43,13 +43,25 @@ def crc_payload(crc: int) -> bytes:
     return crc.to_bytes(8, "big")
 
 
+GO_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # Go's gzip.Writer: no name, mtime 0, XFL 0, OS 255
+
+
+def go_gzip_writer(out: BinaryIO) -> igzip.IGzipFile:
+    """A gzip writer onto `out` whose header is GO_GZIP_HEADER, as dockerd's tar-split files start.
+
+    No file name (isal takes `out`'s name unless told ""), mtime 0; level 1 keeps XFL 0 (isal
+    marks its level 0 "fastest", XFL 4). The deflate bytes after it are isal's, not Go's."""
+    return igzip.IGzipFile(filename="", fileobj=out, mode="wb", compresslevel=1, mtime=0)
+
+
 class TarSplitPacker:
     """Writes tar-split entries as gzip-compressed Go JSON lines, rejecting duplicate paths.
 
-    The gzip bytes differ from dockerd's (another compressor); the JSON lines are the same."""
+    The header is Go's; the deflate bytes differ from dockerd's (another compressor); the JSON
+    lines are the same."""
 
     def __init__(self, out: BinaryIO) -> None:
-        self._gz = igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0)
+        self._gz = go_gzip_writer(out)
         self._lines: list[bytes] = []
         self._buffered = 0
         self._position = 0
@@ -104,6 +116,6 @@ def append_empty_segment(source: os.PathLike[str] | str, target: os.PathLike[str
         lines = src.read()
     count = lines.count(b"\n")
     with open(target, "wb") as out:
-        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+        with go_gzip_writer(out) as gz:
             gz.write(lines)
             gz.write(b'{"type":2,"payload":"","position":%d}\n' % count)

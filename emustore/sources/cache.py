@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from emustore.errors import ManifestError
-from emustore.fsutil import atomic_write, ensure_dir
+from emustore.errors import ManifestError, StoreError
+from emustore.fsutil import atomic_write, ensure_dir, unusable_dir
 from emustore.manifest import SHA256_DIGEST, Descriptor
 from emustore.sources.base import ImageSource, LayerStream, ResolvedImage
 
@@ -29,10 +29,13 @@ class BlobCache:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
         self.blobs = self.root / "blobs" / "sha256"
-        for path in (self.root, self.root / "blobs", self.blobs):
-            ensure_dir(path, 0o755)
-        if not (self.root / "oci-layout").exists():
-            atomic_write(self.root / "oci-layout", LAYOUT_FILE, 0o644)
+        try:
+            for path in (self.root, self.root / "blobs", self.blobs):
+                ensure_dir(path, 0o755)
+            if not (self.root / "oci-layout").exists():
+                atomic_write(self.root / "oci-layout", LAYOUT_FILE, 0o644)
+        except OSError as exc:
+            raise StoreError(unusable_dir(self.root, "a blob cache", exc)) from None
 
     def path(self, digest: str) -> Path:
         """blobs/sha256/<hex>; anything but a sha256 digest is refused, never made a name."""

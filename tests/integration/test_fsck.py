@@ -19,6 +19,7 @@ from emustore.layers.unprivileged import RECORD_NAME, Unwritable
 from emustore.fsck import check, repair
 from emustore.pull import pull
 from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.staging import create_set
 from emustore.stores.docker.store import DockerStore
 from tests.support.imagefactory import FACTORY_SUITE, LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
@@ -224,9 +225,12 @@ def test_corruption_is_reported_with_its_path(name: str, root: Path, pushed: Pus
 
 def leave_pull_leftovers(root: Path) -> list[Path]:
     """What interrupted pulls and writes leave behind; repair must remove exactly these."""
-    staged = root / "tmp" / "emustore-staging" / "feed"
+    staged = root / "tmp" / "emustore-staging" / "feed"  # an older emustore's layout: no lock
     (staged / "diff").mkdir(parents=True)
     (staged.parent / "feed.tar-split.json.gz").write_bytes(b"")
+    dead_set = root / "tmp" / "emustore-staging" / "pull-0123456789abcdef"  # its lock file held by nobody
+    (dead_set / "feed" / "diff").mkdir(parents=True)
+    (dead_set.parent / (dead_set.name + ".lock")).write_bytes(b"")
     write_set = root / "image" / "overlay2" / "layerdb" / "tmp" / "write-set-123"
     write_set.mkdir()
     (write_set / "diff").write_text("sha256:" + "0" * 64)
@@ -236,7 +240,10 @@ def leave_pull_leftovers(root: Path) -> list[Path]:
     (orphan / "diff").mkdir(parents=True)
     link = root / "overlay2" / "l" / ("B" * 26)
     os.symlink(f"../{orphan.name}/diff", link)
-    return sorted([staged, staged.parent / "feed.tar-split.json.gz", write_set, temp, orphan, link])
+    return sorted(
+        [staged, staged.parent / "feed.tar-split.json.gz", dead_set, dead_set.parent / (dead_set.name + ".lock"),
+         write_set, temp, orphan, link]
+    )  # fmt: skip
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -254,10 +261,17 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def test_repair_removes_leftovers_and_nothing_else(root: Path) -> None:
+    """Nor the staging set of a writer still running (here this test process holds its lock)."""
     before = snapshot(root)
     leftovers = leave_pull_leftovers(root)
-    assert {p.path for p in check(root) if p.leftover} == set(leftovers)
-    result = emustore("fsck", "--repair", "--root", str(root))
+    live = create_set(DockerStore(root).layout, "pull")
+    try:
+        (live.dir / "staged").write_bytes(b"x")
+        assert {p.path for p in check(root) if p.leftover} == set(leftovers)
+        result = emustore("fsck", "--repair", "--root", str(root))
+        assert (live.dir / "staged").read_bytes() == b"x" and live.lock.exists()
+    finally:
+        live.remove()
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(result.stdout.splitlines()) == sorted(f"removed {path}" for path in leftovers)
     assert check(root) == []

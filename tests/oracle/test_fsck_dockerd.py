@@ -1,8 +1,12 @@
-"""fsck against the oracle: a dockerd-written root (with containers) is clean, and a root that
-`fsck --repair` cleaned up is one dockerd starts on and lists."""
+"""fsck against the oracle: a dockerd-written root (with containers) is clean, a root that
+`fsck --repair` cleaned up is one dockerd starts on and lists, and so is a root whose pulls were
+killed and run again (clean without --repair)."""
 
 from __future__ import annotations
 
+import random
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +16,9 @@ from emustore.fsck import check, repair
 from emustore.pull import pull
 from emustore.stores.docker.ownership import RootInUse
 from tests.integration.test_fsck import fsck_image, leave_pull_leftovers
+from tests.integration.test_robust_crash import _files_layer, _staged
+from tests.support.faults import pull_process
+from tests.support.figures import record
 from tests.support.dockerd import Dockerd
 from tests.support.imagefactory import PushedImage, busybox_image
 from tests.support.registry import RegistryServer
@@ -59,3 +66,60 @@ def test_repaired_emustore_root_is_adopted_by_dockerd(
     run = daemon.docker("run", "--rm", "--network", "none", images[0].reference, "cat", "/etc/motd")
     assert run.stdout == "hello fsck\n"
     daemon.stop()
+
+
+KILL_PHASES = ("download", "extraction", "registration", "references")
+
+
+def _phase_started(phase: str, root: Path, image: PushedImage, layers_before: int) -> bool:
+    layerdb = root / "image" / "overlay2" / "layerdb" / "sha256"
+    if phase == "download":
+        return bool(_staged(root))
+    if phase == "extraction":
+        return any(path.is_dir() and any((path / "diff").glob("*")) for path in _staged(root))
+    if phase == "registration":
+        return layerdb.is_dir() and len(list(layerdb.iterdir())) > layers_before
+    return (root / "image" / "overlay2" / "imagedb" / "content" / "sha256" / image.image_id[7:]).exists()
+
+
+def test_dockerd_adopts_a_root_whose_pulls_were_killed_and_run_again(
+    registry: RegistryServer, tmp_path: Path, dockerd_factory: Callable[[Path], Dockerd]
+) -> None:
+    """One image per phase, its pull killed there (SIGKILL) and run again: fsck finds nothing, not
+    even leftovers, and dockerd lists, inspects and runs every image."""
+    root = tmp_path / "root"
+    base = busybox_image()
+    pushed = [
+        base.copy()
+        .layer(_files_layer(phase, 120), created_by=phase)
+        .layer(_files_layer(phase + "-top", 60), created_by=phase + " top")
+        .push(registry.host, f"killed-oracle/{phase}", "v1")
+        for phase in KILL_PHASES
+    ]
+    rng = random.Random(3)
+    kills = 0
+    for phase, image in zip(KILL_PHASES, pushed):
+        layerdb = root / "image" / "overlay2" / "layerdb" / "sha256"
+        layers_before = len(list(layerdb.iterdir())) if layerdb.is_dir() else 0
+        proc = pull_process(image.reference, str(root))
+        while proc.poll() is None and not _phase_started(phase, root, image, layers_before):
+            time.sleep(0.0002)
+        time.sleep(rng.uniform(0, 0.005))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+        rerun = pull_process(image.reference, str(root))
+        _, err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, err
+    assert [str(p) for p in check(root)] == []
+    daemon = dockerd_factory(root)
+    listed = {image["Id"] for image in daemon.api("GET", "/v1.41/images/json").json()}
+    assert listed == {image.image_id for image in pushed}
+    for image in pushed:
+        inspect = daemon.api("GET", f"/v1.41/images/{image.image_id}/json").json()
+        assert inspect["RootFS"]["Layers"] == list(image.diff_ids)
+    run = daemon.docker("run", "--rm", "--network", "none", pushed[2].reference, "cat", "/registration/file-0007")
+    assert run.stdout == "registration 7\n" * 20
+    daemon.stop()
+    record("dockerd after killed pulls and re-runs", trials=len(pushed), kills=kills, leftovers=0, adopted=len(pushed))

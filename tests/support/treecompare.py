@@ -26,6 +26,7 @@ IGNORED_TOP = frozenset(
 IMAGE = "image/overlay2"
 LAYERDB = f"{IMAGE}/layerdb"
 CONTENTS_IGNORED = ("tmp", f"{LAYERDB}/tmp")  # the dirs are compared, not what is inside
+GZIP_HEADER = 10  # ID1 ID2 CM FLG MTIME(4) XFL OS: a name or comment would set FLG
 
 
 class Node(NamedTuple):
@@ -169,8 +170,10 @@ class _Walker:
         name = path.name
         text = data.decode(errors="surrogateescape")
         if name == "tar-split.json.gz":
+            # the deflate bytes depend on the compressor (format doc §6.1): the 10 header bytes
+            # are compared as a first line, then the JSON lines
             try:
-                return gzip.decompress(data)
+                return b"gzip header %s\n%b" % (data[:GZIP_HEADER].hex().encode(), gzip.decompress(data))
             except (OSError, EOFError):
                 return b"?undecompressable " + data
         if name in ("cache-id", "mount-id", "init-id"):

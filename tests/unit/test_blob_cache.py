@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.errors import ManifestError
+from emustore.errors import ManifestError, StoreError
 from emustore.manifest import Descriptor
 from emustore.sources.cache import BlobCache, CachingSource
 
@@ -84,6 +84,18 @@ def test_a_corrupt_cached_blob_is_dropped_and_fetched_again(tmp_path: Path) -> N
     assert read_through(CachingSource(inner, cache)) == DATA
     assert inner.opened == 1
     assert path.read_bytes() == DATA
+
+
+
+def test_an_unusable_cache_dir_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    for path, why in (
+        (tmp_path / "file", "it is not a directory"),
+        (tmp_path / "none" / "cache", f"its parent {tmp_path / 'none'} does not exist"),
+    ):
+        with pytest.raises(StoreError) as raised:
+            BlobCache(path)
+        assert str(raised.value) == f"cannot use {path} as a blob cache: {why}"
 
 
 @pytest.mark.parametrize("digest", ["sha256:../../../etc/passwd", "sha256:" + "A" * 64, "sha512:" + "a" * 128, "sha256:"])

@@ -14,6 +14,7 @@ import zstandard
 
 from emustore.errors import DigestMismatch, LayerError
 from emustore.layers.pipeline import unpack_layer
+from emustore.layers.tarsplit import append_empty_segment
 
 
 def _one_file_tar(size: int = 512) -> bytes:
@@ -74,6 +75,17 @@ def test_entries_shape(tmp_path: Path) -> None:
     assert entry["name"] == "f" and entry["size"] == 5
     assert base64.b64decode(entry["payload"]) == bytes.fromhex("%016x" % _crc64_iso(b"xxxxx"))
     assert result.size == 5 and result.compression == "gzip"
+
+
+def test_tar_split_starts_with_gos_gzip_header(tmp_path: Path) -> None:
+    """No file name, mtime 0, XFL 0, OS 255 (format doc §6.1), also when re-written for a repeated blob."""
+    _run(tmp_path, _gzip(_one_file_tar(5)))
+    written = (tmp_path / "ts.json.gz").read_bytes()
+    assert written[:10] == bytes.fromhex("1f8b08000000000000ff")
+    append_empty_segment(tmp_path / "ts.json.gz", tmp_path / "copy.json.gz")
+    copied = (tmp_path / "copy.json.gz").read_bytes()
+    assert copied[:10] == written[:10]
+    assert gzip.decompress(copied) == gzip.decompress(written) + b'{"type":2,"payload":"","position":4}\n'
 
 
 def _crc64_iso(data: bytes) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -22,12 +23,13 @@ IMAGE_ID = "sha256:" + "c" * 64
 MANIFEST = "sha256:" + "d" * 64
 REPO = "127.0.0.1:5000/test/x"
 MTIME = 1_700_000_000_123_456_789
+GO_HEADER = bytes.fromhex("1f8b08000000000000ff")  # dockerd's tar-split gzip header (format doc §6.1)
 
 
 def tar_split(*names: str) -> bytes:
     lines = [{"type": 2, "payload": "", "position": 0}]
     lines += [{"type": 1, "name": n, "payload": None, "position": i + 1} for i, n in enumerate(names)]
-    return gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    return GO_HEADER + gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines))[10:]
 
 
 def write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
@@ -146,6 +148,21 @@ def test_content_difference_names_the_line(roots: tuple[Path, Path]) -> None:
     write(b / "image/overlay2/layerdb/sha256" / CHAIN1[7:] / "size", "10\n")
     size = f"image/overlay2/layerdb/sha256/{CHAIN1[7:]}/size"
     assert diff_trees(a, b) == [f"{size}: content: 1 lines != 2 lines"]
+
+
+def test_tar_split_gzip_header_is_compared_not_the_deflate_bytes(roots: tuple[Path, Path]) -> None:
+    a, b = roots
+    path = b / "image/overlay2/layerdb/sha256" / CHAIN1[7:] / "tar-split.json.gz"
+    lines = gzip.decompress(path.read_bytes())
+    write(path, GO_HEADER + gzip.compress(lines, compresslevel=1)[10:])  # other deflate bytes
+    assert diff_trees(a, b) == []
+    with gzip.GzipFile("named", "wb", fileobj=(named := io.BytesIO()), mtime=0) as gz:
+        gz.write(lines)
+    write(path, named.getvalue())
+    assert diff_trees(a, b) == [
+        f"image/overlay2/layerdb/sha256/{CHAIN1[7:]}/tar-split.json.gz: content line 1: "
+        "b'gzip header 1f8b08000000000000ff' != b'gzip header 1f8b08080000000002ff'"
+    ]
 
 
 def test_broken_hard_link_is_reported(roots: tuple[Path, Path]) -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -145,9 +144,8 @@ class ContainerStore:
         name = check_name(options.name) if options.name is not None else None
         container_id = new_cache_id()
         mount_id = new_cache_id()
-        self.layout.prepare_staging()
-        staging = Path(tempfile.mkdtemp(prefix="container-", dir=self.layout.staging))
-        try:
+        with self.store.staging("create") as owned:
+            staging = owned.dir
             top = self.store.layers.read(image.top_chain_id)
             self._stage_layers(staging, top.cache_id, mount_id)
             with self.store.lock():
@@ -164,8 +162,6 @@ class ContainerStore:
                 docs = container_docs(options, container_id, time.time_ns(), final_name, image.id, config)
                 self._stage_records(staging, image, mount_id, docs.config_v2, docs.hostconfig)
                 self._publish(staging, container_id, mount_id, top.cache_id)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         created = self._read(container_id)
         assert created is not None
         return created

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsutil import ensure_dir, root_lock
+from emustore.fsutil import ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
 from emustore.stores.docker.distribution import DistributionMetadata
 from emustore.stores.docker.imagedb import ImageDB
@@ -16,12 +18,18 @@ from emustore.stores.docker.layerdb import LayerDB, LayerRecord
 from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
+from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
+
+_CACHE_ID = re.compile(r"[0-9a-f]{64}")
+
+
+WRITE_SET_SUFFIX = ".layerdb"
 
 
 @dataclass(frozen=True)
 class StagedLayer:
-    """A layer extracted but not yet registered: tmp/emustore-staging/<cache-id>/diff/ and its
-    tar-split beside it, then (once prepared) its layerdb files in <cache-id>.layerdb/."""
+    """A layer extracted but not yet registered, in its pull's staging set: <cache-id>/diff/ and
+    its tar-split beside it, then (once prepared) its layerdb files in <cache-id>.layerdb/."""
 
     dir: Path
 
@@ -41,7 +49,18 @@ class StagedLayer:
     @property
     def write_set(self) -> Path:
         """The layerdb directory-to-be (see DockerStore.prepare_record)."""
-        return self.dir.parent / (self.dir.name + ".layerdb")
+        return self.dir.parent / (self.dir.name + WRITE_SET_SUFFIX)
+
+
+def uncommitted_layers(set_dir: Path) -> list[str]:
+    """Cache ids whose layer dir left the set for overlay2/ while their write-set (renamed into
+    layerdb/ last: the commit point) is still in it: published, never committed."""
+    try:
+        names = set(os.listdir(set_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    stems = [name.removesuffix(WRITE_SET_SUFFIX) for name in names if name.endswith(WRITE_SET_SUFFIX)]
+    return sorted(stem for stem in stems if stem not in names and _CACHE_ID.fullmatch(stem))
 
 
 class DockerStore:
@@ -62,21 +81,54 @@ class DockerStore:
         """Present as dockerd sees it: the config verifies and its top layer is loadable."""
         return self.images.get(image_id) is not None and self.layers.exists(top_chain_id)
 
-    def stage(self) -> StagedLayer:
-        """A fresh staging dir with an empty diff/ (0755) to extract into."""
-        self.layout.prepare_staging()
-        staged = StagedLayer(self.layout.staging / new_cache_id())
+    @contextmanager
+    def staging(self, kind: str) -> Iterator[StagingSet]:
+        """A staging set of our own for the block (staging.py), in a root made usable first (a
+        StoreError says why it is not); what writers that are gone left is removed on the way."""
+        owned = create_set(self.layout, kind)
+        try:
+            self.remove_abandoned()
+            yield owned
+        finally:
+            owned.remove()
+
+    def remove_abandoned(self) -> list[Path]:
+        """Remove what dead writers left: their staging sets, the overlay2 dirs they published
+        but never committed (a write-set still staged), and, if there was any such set, the temp
+        files of atomic writes (under the lock: only its holder makes them). Live sets stay."""
+        removed = []
+        for path in abandoned(self.layout.staging):
+            try:
+                for cache_id in uncommitted_layers(path):
+                    self.overlay2.remove(cache_id)
+                remove_tree(path)
+            except OSError:
+                continue  # not ours to remove after all (say, another user's): fsck reports it
+            removed.append(path)
+        if removed:
+            with self.lock():
+                for temp in temp_files(self.layout):
+                    try:
+                        remove_tree(temp)
+                    except OSError:
+                        continue
+                    removed.append(temp)
+        return removed
+
+    def stage(self, into: StagingSet) -> StagedLayer:
+        """A fresh layer dir in the set `into` with an empty diff/ (0755) to extract into."""
+        staged = StagedLayer(into.dir / new_cache_id())
         os.mkdir(staged.dir, 0o700)
         ensure_dir(staged.diff, 0o755)
         return staged
 
-    def stage_copy(self, source_diff: Path, source_tar_split: Path, reread: bool = False) -> StagedLayer:
+    def stage_copy(self, into: StagingSet, source_diff: Path, source_tar_split: Path, reread: bool = False) -> StagedLayer:
         """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest.
 
         With `reread` the tar-split stays as it is, as when dockerd reads the same bytes again (load)."""
         import subprocess  # only for a blob repeated in a manifest: a faster start
 
-        staged = self.stage()
+        staged = self.stage(into)
         os.rmdir(staged.diff)
         subprocess.run(
             ["cp", "-a", "--preserve=all", "--", str(source_diff), str(staged.diff)],
@@ -90,12 +142,9 @@ class DockerStore:
         return staged
 
     def discard(self, staged: StagedLayer) -> None:
-        shutil.rmtree(staged.dir, ignore_errors=True)
-        shutil.rmtree(staged.write_set, ignore_errors=True)
-        try:
-            staged.tar_split.unlink()
-        except FileNotFoundError:
-            pass
+        """Drop a staged layer now (one another writer registered first) rather than with its set."""
+        for path in (staged.dir, staged.write_set, staged.tar_split):
+            remove_tree(path)
 
     def prepare_record(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
         """Write the staged layer's layerdb files (synced) into its write-set, its tar-split moved
