@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore import safejson
 from emustore.errors import EmustoreError
 from emustore.registry.credentials import CredentialStore
 from emustore.registry.retry import RetryPolicy
@@ -68,7 +68,7 @@ def validate_insecure(entry: str) -> str:
 def load_daemon_config(path: Path) -> tuple[list[str], list[str]]:
     """(registry-mirrors, insecure-registries) from a daemon.json-style file; other keys are ignored."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = safejson.loads(path.read_bytes())
     except OSError as exc:
         raise OptionsError(f"cannot read config file {path}: {exc.strerror}") from None
     except ValueError as exc:
