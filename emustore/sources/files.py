@@ -116,8 +116,12 @@ class DirFiles:
 
     def read(self, name: str, limit: int) -> bytes:
         if self._stat(name).st_size > limit:
-            raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
-        return self._path(name).read_bytes()
+            raise _too_large(self.label, name, limit)
+        with self._path(name).open("rb") as handle:
+            data = handle.read(limit + 1)  # bounded even if the file grew since its stat
+        if len(data) > limit:
+            raise _too_large(self.label, name, limit)
+        return data
 
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[FileStream]:
@@ -231,7 +235,7 @@ class TarFiles:
     def read(self, name: str, limit: int) -> bytes:
         member = self._member(name)
         if member.size > limit:
-            raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
+            raise _too_large(self.label, name, limit)
         if member.name in self._small:
             return self._small[member.name]
         with self.open(name) as stream:
@@ -274,6 +278,10 @@ class TarFiles:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _too_large(label: str, name: str, limit: int) -> ManifestError:
+    return ManifestError(f"{label}: {name} is larger than {limit} bytes; refusing it")
 
 
 def _decompressor(raw: IO[bytes], compression: str) -> IO[bytes]:

@@ -29,6 +29,7 @@ from emustore.registry import client, stall
 from emustore.registry.credentials import Credentials, CredentialsError, CredentialStore
 from emustore.registry.options import OptionsError, load_daemon_config
 from emustore.registry.stall import StallRule, TransferStalled, parse_stall_limit, watched
+from emustore.sources.files import DirFiles
 from tests.support.faults import counted
 from tests.support.figures import record
 
@@ -141,6 +142,17 @@ def test_deep_layout_on_the_command_line_is_one_line_without_traceback(tmp_path:
     assert done.stderr.startswith("emustore: ") and done.stderr.count("\n") == 1, done.stderr
     assert "nested deeper than 256 levels" in done.stderr and "Traceback" not in done.stderr
     _refused(EmustoreError(done.stderr.strip()))
+
+
+def test_a_layout_file_that_grew_after_its_stat_is_read_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "index.json").write_bytes(b"{}" + b" " * (1 << 20))
+    files = DirFiles(tmp_path)
+    real_stat = files._stat
+    monkeypatch.setattr(files, "_stat", lambda name: os.stat_result((*real_stat(name)[:6], 2, *real_stat(name)[7:])))
+    assert files.size("index.json") == 2  # what the stat said before the file grew
+    with pytest.raises(ManifestError) as info:
+        files.read("index.json", 1024)
+    assert "larger than 1024 bytes" in _refused(info.value)
 
 
 class _Body(httpx.SyncByteStream):
