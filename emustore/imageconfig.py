@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from emustore import safejson
 from emustore.errors import ManifestError
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -21,7 +21,7 @@ class ImageConfig:
 def parse_image_config(data: bytes) -> ImageConfig:
     """Parse and validate rootfs, OS and history as dockerd does when creating the image."""
     try:
-        doc = json.loads(data)
+        doc = safejson.loads(data)
     except ValueError as exc:
         raise ManifestError("invalid image config: not JSON (%s)" % exc) from None
     if not isinstance(doc, dict):

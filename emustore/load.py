@@ -3,7 +3,6 @@ and `pull --from` (one image of one)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from emustore import safejson
 from emustore.errors import ManifestError
 from emustore.platform import Platform
 from emustore.pull import DEFAULT_CONCURRENCY, LoadRegistration, PullResult, pull
@@ -75,7 +75,7 @@ def _parent_links(images: list[ArchivedImage]) -> dict[str, str]:
 
 def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> None:
     """dockerd's rule for a loaded Parent: its history and diff ids begin the image's."""
-    image, parent = json.loads(config_bytes), json.loads(parent_bytes)
+    image, parent = safejson.loads(config_bytes), safejson.loads(parent_bytes)
     history, parent_history = image.get("history") or [], parent.get("history") or []
     diff_ids = (image.get("rootfs") or {}).get("diff_ids") or []
     parent_diff_ids = (parent.get("rootfs") or {}).get("diff_ids") or []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emustore import safejson
 from emustore.errors import ManifestError
 from emustore.platform import Platform, best_match
 
@@ -88,7 +88,7 @@ class ImageIndex:
 def parse_manifest(data: bytes, content_type: str | None) -> ImageManifest | ImageIndex:
     """Parse a manifest or index; the kind comes from its mediaType, else Content-Type, else its shape."""
     try:
-        doc = json.loads(data)
+        doc = safejson.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"invalid manifest: not JSON ({exc})") from None
     if not isinstance(doc, dict):

@@ -90,7 +90,7 @@ def pull(
 
     The image comes from the registry the reference names, unless another `source` is given.
     A root a running dockerd owns is refused unless `force`; a layer expanding more than
-    `max_expansion` times its blob size (and past 1 GiB) is refused as a bomb (0: no limit).
+    `max_expansion` times the blob bytes received (and past 1 GiB) is refused as a bomb (0: no limit).
     With `load`, the image is recorded as `docker load` records it (see LoadRegistration).
     `registry_options` (mirrors, TLS, credentials, retries) apply to the default registry source.
     A `blob_cache` directory keeps the blobs for the next pulls, into this or any other root.
@@ -228,7 +228,7 @@ def _download(
                 str(layer.diff),
                 str(layer.tar_split),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
-                max_output=expansion_limit(desc.size, options.max_expansion),
+                expansion=expansion_limit(options.max_expansion),
                 file_reads=getattr(blob, "file_reads", False),
                 opaque_xattr=options.opaque_xattr,
                 separate_process=forked,

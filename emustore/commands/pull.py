@@ -29,7 +29,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
     p.add_argument(
         "--max-expansion", type=int, default=MAX_EXPANSION, metavar="RATIO",
-        help="refuse a layer decompressing to more than RATIO times its blob size and over 1 GiB "
+        help="refuse a layer decompressing to more than RATIO times the blob bytes received and over 1 GiB "
         "(default %d; 0: no limit)" % MAX_EXPANSION,
     )
     p.add_argument(

@@ -54,12 +54,13 @@ class Decompressed:
     EOF, so that one more empty read (an empty tar-split segment) follows it.
     """
 
-    def __init__(self, compressed: Iterator[bytes], max_output: int | None = None) -> None:
+    def __init__(self, compressed: Iterator[bytes], refusal: Callable[[int], str | None] | None = None) -> None:
+        """`refusal(total)`, asked after each chunk, says why `total` decompressed bytes are too many."""
         self._src = _Peekable(compressed)
         self.kind = sniff(self._src.peek(6))
         self.final_empty_read = True
         self.total = 0
-        self._max_output = max_output
+        self._refusal = refusal
 
     def __iter__(self) -> Iterator[bytes]:
         if self.kind == GZIP:
@@ -72,8 +73,8 @@ class Decompressed:
             chunks = _windowed(self._other())
         for chunk in chunks:
             self.total += len(chunk)
-            if self._max_output is not None and self.total > self._max_output:
-                raise LayerError("layer expands beyond %d bytes: refusing it" % self._max_output)
+            if self._refusal is not None and (why := self._refusal(self.total)) is not None:
+                raise LayerError(why)
             yield chunk
 
     def _gzip(self) -> Iterator[bytes]:

@@ -26,12 +26,31 @@ FORK_CHECK_EVERY = 256  # members between two looks at the file sizes (see _Extr
 SMALL_FILE = 64 << 10  # a window of members averaging less moves the extraction to a child process
 MAX_EXPANSION = 1100  # gzip cannot exceed ~1032:1; more is a bomb (or a zstd/bzip2 extreme)
 MIN_EXPANSION_LIMIT = 1 << 30
+VERIFY_TAIL = 1 << 20  # after a layer error, the most of the rest of the blob read to check its digest
 
 
-def expansion_limit(compressed_size: int, ratio: int = MAX_EXPANSION) -> int | None:
-    """The decompressed bytes a blob of `compressed_size` may give: ratio × size, at least
-    MIN_EXPANSION_LIMIT (1 GiB). A ratio of 0 means no limit."""
-    return max(MIN_EXPANSION_LIMIT, ratio * compressed_size) if ratio else None
+@dataclass(frozen=True)
+class ExpansionLimit:
+    """A layer may decompress to max(`floor`, `ratio` × the compressed bytes received so far):
+    bounded by the bytes that actually arrived, never by the size a manifest claims."""
+
+    ratio: int
+    floor: int
+
+    def refusal(self, output: int, received: int) -> str | None:
+        """Why `output` decompressed bytes from `received` compressed ones are too many, if they are."""
+        allowed = max(self.floor, self.ratio * received)
+        if output <= allowed:
+            return None
+        return (
+            "layer expands beyond %d bytes from the %d compressed bytes received (%d times those, at least %d): "
+            "refusing it" % (allowed, received, self.ratio, self.floor)
+        )
+
+
+def expansion_limit(ratio: int = MAX_EXPANSION) -> ExpansionLimit | None:
+    """The limit of `--max-expansion RATIO`, at least MIN_EXPANSION_LIMIT (1 GiB); a ratio of 0 means none."""
+    return ExpansionLimit(ratio, MIN_EXPANSION_LIMIT) if ratio else None
 
 
 @dataclass(frozen=True)
@@ -50,14 +69,14 @@ def unpack_layer(
     diff_dir: str,
     tar_split_path: str,
     on_bytes: Callable[[int], None] | None = None,
-    max_output: int | None = None,
+    expansion: ExpansionLimit | None = None,
     file_reads: bool = False,
     opaque_xattr: str = OPAQUE_XATTR,
     separate_process: bool = True,
 ) -> LayerResult:
     """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
 
-    `max_output` caps the decompressed bytes (see expansion_limit); None means unlimited.
+    `expansion` caps the decompressed bytes (see ExpansionLimit); None means unlimited.
     `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts.
     `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout).
     `separate_process`: a layer of many small files is extracted by a forked child (beside this
@@ -77,14 +96,25 @@ def unpack_layer(
     source = hashed()
     try:
         return _unpack(
-            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, max_output, file_reads,
+            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, expansion, file_reads,
             opaque_xattr, separate_process,
         )
     except LayerError:
-        for _ in source:  # a corrupt download explains a broken layer better: check the digest
-            pass
-        _verify(blob_hash, blob_digest)
+        # A corrupt download explains a broken layer better: the digest is checked when the blob
+        # ends within VERIFY_TAIL bytes. Otherwise the error stands, and the rest is never read.
+        if _ends_within(source, VERIFY_TAIL):
+            _verify(blob_hash, blob_digest)
         raise
+
+
+def _ends_within(chunks: Iterator[bytes], limit: int) -> bool:
+    """Whether `chunks` end after at most `limit` more bytes (reading no more than a chunk past them)."""
+    read = 0
+    for chunk in chunks:
+        read += len(chunk)
+        if read > limit:
+            return False
+    return True
 
 
 def _verify(blob_hash: "hashlib._Hash", blob_digest: str) -> None:
@@ -102,12 +132,13 @@ def _unpack(
     blob_digest: str,
     diff_dir: str,
     tar_split_path: str,
-    max_output: int | None,
+    expansion: ExpansionLimit | None,
     file_reads: bool = False,
     opaque_xattr: str = OPAQUE_XATTR,
     separate_process: bool = True,
 ) -> LayerResult:
-    decompressed = Decompressed(source, max_output)
+    refusal = (lambda output: expansion.refusal(output, counted())) if expansion is not None else None
+    decompressed = Decompressed(source, refusal)
     diff_hash = hashlib.sha256()
     extraction = _Extraction(Extractor(diff_dir, opaque_xattr), may_fork=separate_process)
     ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress

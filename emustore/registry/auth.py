@@ -8,15 +8,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import httpx
-
+from emustore import safejson
 from emustore.errors import RegistryError
 
 _TOKEN_RE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM_RE = re.compile(rf'\s*({_TOKEN_RE})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN_RE}))\s*(?:,|$)')
 _SCHEME_RE = re.compile(rf"\s*,?\s*({_TOKEN_RE})(?:\s+|$)")
 _DEFAULT_TOKEN_LIFETIME = 60.0
-_MAX_TOKEN_RESPONSE = 1 << 20
+MAX_TOKEN_RESPONSE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,15 @@ def bearer_challenge(challenges: Iterable[Challenge]) -> Challenge | None:
     return next((c for c in challenges if c.scheme == "bearer" and c.params.get("realm")), None)
 
 
+@dataclass(frozen=True)
+class TokenAnswer:
+    """What a token server answered: its status, and the body of a 200 (read bounded)."""
+
+    status: int
+    reason: str
+    body: bytes
+
+
 @dataclass
 class _Token:
     value: str
@@ -63,7 +71,7 @@ class _Token:
 class TokenCache:
     """Bearer tokens, cached per (realm, service, scope); safe to share between threads."""
 
-    def __init__(self, get: Callable[[str, dict[str, str]], httpx.Response]) -> None:
+    def __init__(self, get: Callable[[str, dict[str, str]], TokenAnswer]) -> None:
         """`get(url, params)` performs the token request (the registry client's transport)."""
         self._get = get
         self._tokens: dict[tuple[str, str, str], _Token] = {}
@@ -93,16 +101,14 @@ class TokenCache:
         if service:
             params["service"] = service
         started = time.monotonic()
-        response = self._get(realm, params)
-        if response.status_code != 200:
+        answer = self._get(realm, params)
+        if answer.status != 200:
             raise RegistryError(
                 f"getting a registry token from {realm}{f' for {scope}' if scope else ''} failed: "
-                f"HTTP {response.status_code} {response.reason_phrase}"
+                f"HTTP {answer.status} {answer.reason}"
             )
-        if len(response.content) > _MAX_TOKEN_RESPONSE:
-            raise RegistryError(f"token server {realm} sent an oversized answer")
         try:
-            body = response.json()
+            body = safejson.loads(answer.body)
         except ValueError:
             body = None
         value = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None

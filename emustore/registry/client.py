@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import logging
 import ssl
 import threading
@@ -15,13 +14,17 @@ from dataclasses import dataclass
 
 import httpx
 
-from emustore.errors import DigestMismatch, ManifestError, NotFound, RegistryError
+from emustore import safejson
+from emustore.errors import DigestMismatch, EmustoreError, ManifestError, NotFound, RegistryError
 from emustore.manifest import MANIFEST_ACCEPT
 from emustore.reference import Reference
-from emustore.registry.auth import Challenge, TokenCache, bearer_challenge, parse_www_authenticate
+from emustore.registry.auth import (
+    MAX_TOKEN_RESPONSE, Challenge, TokenAnswer, TokenCache, bearer_challenge, parse_www_authenticate,
+)
 from emustore.registry.credentials import Credentials
 from emustore.registry.options import DEFAULT_INSECURE, RegistryOptions
 from emustore.registry.retry import RETRY_STATUSES, RetryClock, RetryPolicy, parse_retry_after
+from emustore.registry.stall import StallRule, watched
 from emustore.registry.tls import ssl_context
 
 MAX_MANIFEST_SIZE = 4 << 20
@@ -58,7 +61,10 @@ class _Target:
 
 
 class BlobStream:
-    """An open blob download that resumes where it broke off; `size` is the announced Content-Length."""
+    """An open blob download that resumes where it broke off; `size` is the announced Content-Length.
+
+    The bytes are passed on as they came (a Content-Encoding, never asked for, is not decoded:
+    the digest check refuses such a blob), under the stall rule across reconnections."""
 
     def __init__(
         self,
@@ -66,12 +72,14 @@ class BlobStream:
         url: str,
         resume: Callable[[int], httpx.Response] | None = None,
         retry: RetryPolicy | None = None,
+        stall: StallRule | None = None,
     ) -> None:
         """`resume(offset)` reopens the blob from byte `offset` (a Range request), if resuming is allowed."""
         self._response = response
         self._url = url
         self._resume = resume
         self._retry = retry or RetryPolicy()
+        self._stall = stall
         self._resumed: list[httpx.Response] = []
         length = response.headers.get("content-length")
         self.size: int | None = int(length) if length and length.isdigit() else None
@@ -79,11 +87,14 @@ class BlobStream:
     def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The whole body as one stream, across reconnections, in the chunks the connection gives
         (not copied; split if longer than `chunk_size`)."""
+        return watched(self._resumed_chunks(chunk_size), self._stall, self._url)
+
+    def _resumed_chunks(self, chunk_size: int) -> Iterator[bytes]:
         response, received, skip = self._response, 0, 0
         clock, progress_at_failure = RetryClock(self._retry), 0
         while True:
             try:
-                for data in response.iter_bytes():
+                for data in response.iter_raw():
                     if skip:  # a server that ignored the Range header resends the start: drop it
                         dropped = min(skip, len(data))
                         data, skip = data[dropped:], skip - dropped
@@ -130,12 +141,13 @@ class RegistryClient:
         verify: ssl.SSLContext | bool | None = None,
         credentials: CredentialSource = None,
         retry: RetryPolicy | None = None,
+        stall: StallRule | None = StallRule(),
     ) -> None:
         """`domain` is the reference domain used in messages (defaults to `host`).
 
         Without `scheme`, loopback hosts (or `insecure=True`) get plain HTTP, others HTTPS verified
         against the system roots plus /etc/docker/certs.d/<host>. `credentials` may be a callable,
-        asked once, on the first challenge.
+        asked once, on the first challenge. Every body is read under the `stall` rule (None: off).
         """
         self.host = host
         self.domain = domain or host
@@ -145,11 +157,12 @@ class RegistryClient:
         self.base_url = f"{scheme}://{host}"
         self._origin = httpx.URL(self.base_url)
         self._retry = retry or RetryPolicy()
+        self._stall = stall
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
             follow_redirects=False,
-            headers={"User-Agent": "emustore"},
+            headers={"User-Agent": "emustore", "Accept-Encoding": "identity"},  # bodies are never decoded
             verify=verify if verify is not None else (ssl_context(host) if scheme == "https" else True),
         )
         self._tokens = TokenCache(self._token_get)
@@ -186,7 +199,7 @@ class RegistryClient:
         target = _Target(familiar, f"manifest for {shown}", is_manifest=True)
         url = f"{self.base_url}/v2/{repository}/manifests/{reference}"
         with self._open(url, repository, {"Accept": ", ".join(MANIFEST_ACCEPT)}, target) as response:
-            data = _read_limited(response, url, max_size, f"manifest for {shown}")
+            data = _read_limited(response, url, max_size, f"manifest for {shown}", self._stall)
             content_type = response.headers.get("content-type")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if sep == "@" and digest != reference:
@@ -202,13 +215,13 @@ class RegistryClient:
         familiar = self._familiar(repository)
         target = _Target(familiar, f"blob {digest} in {familiar}", is_manifest=False)
         url = f"{self.base_url}/v2/{repository}/blobs/{digest}"
-        headers = {"Accept-Encoding": "identity"}
+        headers: dict[str, str] = {}
 
         def resume(offset: int) -> httpx.Response:
             return self._request(url, repository, headers | {"Range": f"bytes={offset}-"}, target, offset)
 
         with self._open(url, repository, headers, target) as response:
-            blob = BlobStream(response, str(response.url), resume, self._retry)
+            blob = BlobStream(response, str(response.url), resume, self._retry, self._stall)
             try:
                 yield blob
             finally:
@@ -260,27 +273,43 @@ class RegistryClient:
         self, url: str, repository: str, headers: dict[str, str], target: _Target, offset: int | None = None
     ) -> httpx.Response:
         """GET `url` streamed: authenticate, follow redirects, map error statuses (206 from `offset` is ok)."""
-        response = self._send_authenticated(url, repository, headers)
+
+        def hop(next_url: httpx.URL, status: int) -> httpx.Request:
+            auth = self._auth_header(repository) if _origin(next_url) == _origin(self._origin) else {}
+            return self._http.build_request("GET", next_url, headers=headers | auth)
+
+        response = self._follow(self._send_authenticated(url, repository, headers), url, hop)
         try:
-            for _ in range(MAX_REDIRECTS):
-                if not response.is_redirect:
-                    break
-                next_url = response.url.join(response.headers["location"])
-                response.close()
-                hop_headers = dict(headers)
-                if _origin(next_url) == _origin(self._origin):
-                    hop_headers.update(self._auth_header(repository))
-                response = self._send(next_url, hop_headers)
-            else:
-                raise RegistryError(f'Get "{url}": stopped after {MAX_REDIRECTS} redirects')
             if offset is not None and response.status_code == 206:
                 _check_content_range(response, offset)
             elif response.status_code != 200:
-                raise _status_error(response, target)
+                raise _status_error(response, target, self._stall)
         except BaseException:
             response.close()
             raise
         return response
+
+    def _follow(
+        self, response: httpx.Response, shown: str, hop: Callable[[httpx.URL, int], httpx.Request]
+    ) -> httpx.Response:
+        """Follow up to MAX_REDIRECTS redirects without reading their bodies; `hop(url, status)`
+        is the request for the next location."""
+        try:
+            for _ in range(MAX_REDIRECTS):
+                if not response.is_redirect:
+                    return response
+                status = response.status_code
+                try:
+                    next_url = response.url.join(response.headers["location"])
+                except (httpx.InvalidURL, ValueError):
+                    raise RegistryError(f'Get "{shown}": redirected to an invalid location') from None
+                response.close()
+                response = self._send_retrying(lambda: hop(next_url, status), str(next_url))
+        except BaseException:
+            response.close()
+            raise
+        response.close()
+        raise RegistryError(f'Get "{shown}": stopped after {MAX_REDIRECTS} redirects')
 
     def _send_authenticated(self, url: str, repository: str, headers: dict[str, str]) -> httpx.Response:
         """Send with the cached authorization if any; on a 401 answer the challenge and try once more."""
@@ -322,14 +351,12 @@ class RegistryClient:
         """One registry GET, streamed, retried on connection errors, 5xx and 429."""
         return self._send_retrying(lambda: self._http.build_request("GET", url, headers=headers), str(url))
 
-    def _send_retrying(
-        self, build: Callable[[], httpx.Request], shown: str, *, follow_redirects: bool = False
-    ) -> httpx.Response:
+    def _send_retrying(self, build: Callable[[], httpx.Request], shown: str) -> httpx.Response:
         """The one place requests go out: bounded retries with backoff and jitter, Retry-After honoured."""
         clock = RetryClock(self._retry)
         while True:
             try:
-                response = self._http.send(build(), stream=True, follow_redirects=follow_redirects)
+                response = self._http.send(build(), stream=True, follow_redirects=False)
             except httpx.TransportError as exc:
                 error = _transport_error(exc, shown)
                 delay = None if isinstance(error, TLSFailure) else clock.next_delay()
@@ -346,30 +373,43 @@ class RegistryClient:
                 _log.info('Get "%s": HTTP %d; retrying in %.1fs', shown, response.status_code, delay)
             time.sleep(delay)
 
-    def _token_get(self, realm: str, params: dict[str, str]) -> httpx.Response:
-        """A token request: OAuth2 refresh-token POST with an identity token, else GET (basic auth if any)."""
+    def _token_get(self, realm: str, params: dict[str, str]) -> TokenAnswer:
+        """A token request: OAuth2 refresh-token POST with an identity token, else GET (basic auth if any).
+        Redirects are followed (a POST turns into a GET but on 307 and 308); the answer is read bounded."""
         credentials = self._credentials_now()
+        form: dict[str, str] | None = None
+        headers: dict[str, str] = {}
         if credentials is not None and credentials.identity_token:
             form = params | {
                 "grant_type": "refresh_token",
                 "refresh_token": credentials.identity_token,
                 "client_id": "emustore",
             }
-            build = lambda: self._http.build_request("POST", realm, data=form)  # noqa: E731
-        else:
-            headers: dict[str, str] = {}
-            if credentials is not None and credentials.username:
-                params = params | {"account": credentials.username}
-                headers = _basic_header(credentials)
-            build = lambda: self._http.build_request("GET", realm, params=params, headers=headers)  # noqa: E731
-        response = self._send_retrying(build, realm, follow_redirects=True)
+        elif credentials is not None and credentials.username:
+            params = params | {"account": credentials.username}
+            headers = _basic_header(credentials)
+        origin = _origin(httpx.URL(realm))
+
+        def hop(url: httpx.URL, status: int) -> httpx.Request:
+            sent = headers if _origin(url) == origin else {}
+            if form is not None and status in (307, 308):
+                return self._http.build_request("POST", url, data=form)
+            return self._http.build_request("GET", url, headers=sent)
+
+        first = (
+            (lambda: self._http.build_request("POST", realm, data=form)) if form is not None
+            else (lambda: self._http.build_request("GET", realm, params=params, headers=headers))
+        )
+        response = self._follow(self._send_retrying(first, realm), realm, hop)
         try:
-            response.read()
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, realm) from None
+            if response.status_code != 200:  # the body of a refusal is not needed
+                return TokenAnswer(response.status_code, response.reason_phrase, b"")
+            body = _read_limited(
+                response, realm, MAX_TOKEN_RESPONSE, f"token answer of {realm}", self._stall, RegistryError
+            )
+            return TokenAnswer(200, response.reason_phrase, body)
         finally:
             response.close()
-        return response
 
 
 def _scope(repository: str) -> str:
@@ -411,25 +451,37 @@ def _too_large(what: str, limit: int) -> str:
     return f"{what} is larger than the {limit}-byte limit; refusing it"
 
 
-def _read_limited(response: httpx.Response, url: str, limit: int, what: str) -> bytes:
+def _read_limited(
+    response: httpx.Response,
+    url: str,
+    limit: int,
+    what: str,
+    stall: StallRule | None,
+    error: type[EmustoreError] = ManifestError,
+) -> bytes:
+    """A whole body of at most `limit` bytes, as sent (no Content-Encoding is decoded, none is
+    accepted), read under the stall rule; refused as soon as it is longer, not once all of it came."""
     length = response.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise ManifestError(_too_large(what, limit))
+        raise error(_too_large(what, limit))
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise error(f"{what} came with Content-Encoding {_one_line(encoding)!r}, which was not asked for; refusing it")
     data = bytearray()
     try:
-        for chunk in response.iter_bytes():
+        for chunk in watched(response.iter_raw(), stall, url):
             data += chunk
             if len(data) > limit:
-                raise ManifestError(_too_large(what, limit))
+                raise error(_too_large(what, limit))
     except httpx.TransportError as exc:
         raise _transport_error(exc, url) from None
     return bytes(data)
 
 
-def _registry_error(response: httpx.Response) -> tuple[str, str] | None:
+def _registry_error(response: httpx.Response, stall: StallRule | None) -> tuple[str, str] | None:
     """(code, "code words: message") of the first error in a registry error body, if it has one."""
     try:
-        body = json.loads(_read_limited(response, str(response.url), _MAX_ERROR_BODY, "error body"))
+        body = safejson.loads(_read_limited(response, str(response.url), _MAX_ERROR_BODY, "error body", stall))
     except (ValueError, ManifestError, RegistryError):
         return None
     errors = body.get("errors") if isinstance(body, dict) else None
@@ -441,10 +493,10 @@ def _registry_error(response: httpx.Response) -> tuple[str, str] | None:
     return code, _one_line(f"{words}: {message}" if isinstance(message, str) and message else words)
 
 
-def _status_error(response: httpx.Response, target: _Target) -> RegistryError:
+def _status_error(response: httpx.Response, target: _Target, stall: StallRule | None) -> RegistryError:
     """The error for a non-200 answer, worded like docker's pull errors."""
     status = response.status_code
-    parsed = _registry_error(response)
+    parsed = _registry_error(response, stall)
     code, cause = parsed if parsed is not None else ("", f"HTTP {status} {response.reason_phrase}")
     if status in (401, 403) or code in _DENIED_CODES:
         if parsed is None:

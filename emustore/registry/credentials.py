@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore import safejson
 from emustore.errors import EmustoreError
 from emustore.fsutil import atomic_write
 
@@ -134,7 +135,7 @@ class CredentialStore:
         except OSError as exc:
             raise CredentialsError(f"cannot read {self.path}: {exc.strerror}") from None
         try:
-            config = json.loads(data) if data.strip() else {}
+            config = safejson.loads(data) if data.strip() else {}
         except ValueError as exc:
             raise CredentialsError(f"{self.path} is not valid JSON: {exc}") from None
         if not isinstance(config, dict):
@@ -142,9 +143,39 @@ class CredentialStore:
         return config
 
     def _save(self, config: dict) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Write config.json as the docker CLI does: through a symlink to its target (replaced
+        atomically, mode 0600), missing directories made 0700."""
+        target = _link_target(self.path)
         data = json.dumps(config, indent="\t").encode("utf-8")
-        atomic_write(self.path, data, 0o600, temp_prefix=f".{CONFIG_NAME}.tmp")
+        try:
+            _make_private_dirs(target.parent)
+            atomic_write(target, data, 0o600, temp_prefix=f".{target.name}.tmp")
+        except OSError as exc:
+            raise CredentialsError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _link_target(path: Path) -> Path:
+    """The file a symlinked `path` leads to (itself when it is no link, or a dangling one)."""
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except OSError:
+        return path
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create `path` and each missing parent with mode 0700 (under the umask, as Go's MkdirAll);
+    directories that exist are left as they are."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
 
 
 def _b64(text: str) -> str:
@@ -172,9 +203,11 @@ def _helper_get(helper: str, key: str) -> Credentials | None:
     if not answer:
         return None
     try:
-        doc = json.loads(answer)
+        doc = safejson.loads(answer)
     except ValueError:
-        raise CredentialsError(f"docker-credential-{helper} get answered something that is not JSON") from None
+        doc = None
+    if not isinstance(doc, dict):
+        raise CredentialsError(f"docker-credential-{helper} get answered something that is not a JSON object")
     username, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
     if username == TOKEN_USERNAME:
         return Credentials(identity_token=secret)

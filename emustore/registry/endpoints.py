@@ -64,6 +64,7 @@ def client_for(
         credentials=credentials if credentials is not None else (lambda: options.credentials.get(ref.domain)),
         retry=options.retry,
         timeout=options.timeout,
+        stall=options.stall,
     )
 
 

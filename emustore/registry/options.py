@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore import safejson
 from emustore.errors import EmustoreError
 from emustore.registry.credentials import CredentialStore
 from emustore.registry.retry import RetryPolicy
+from emustore.registry.stall import DEFAULT_STALL_LIMIT, STALL_ENV, StallRule, parse_stall_limit
 from emustore.registry.tls import DEFAULT_CERTS_DIR
 
 DEFAULT_INSECURE = ("127.0.0.0/8", "::1/128")  # dockerd always treats loopback as insecure
@@ -30,6 +32,7 @@ class RegistryOptions:
     credentials: CredentialStore = field(default_factory=CredentialStore)
     retry: RetryPolicy = RetryPolicy()
     timeout: float = 30.0
+    stall: StallRule | None = StallRule()
 
     def is_insecure(self, host: str) -> bool:
         """dockerd's rule: the host[:port] is listed, or its IP (localhost: 127.0.0.1) is in a listed CIDR."""
@@ -68,7 +71,7 @@ def validate_insecure(entry: str) -> str:
 def load_daemon_config(path: Path) -> tuple[list[str], list[str]]:
     """(registry-mirrors, insecure-registries) from a daemon.json-style file; other keys are ignored."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = safejson.loads(path.read_bytes())
     except OSError as exc:
         raise OptionsError(f"cannot read config file {path}: {exc.strerror}") from None
     except ValueError as exc:
@@ -103,6 +106,11 @@ def add_registry_arguments(parser: argparse.ArgumentParser, *, mirrors: bool = T
         "--config", type=Path, metavar="FILE",
         help="daemon.json-style file: registry-mirrors, insecure-registries",
     )
+    parser.add_argument(
+        "--stall-limit", default=os.environ.get(STALL_ENV, DEFAULT_STALL_LIMIT), metavar="BYTES/SECONDS",
+        help="fail a transfer receiving fewer than BYTES in SECONDS of waiting (default $%s, else %s; off: none)"
+        % (STALL_ENV, DEFAULT_STALL_LIMIT),
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RegistryOptions:
@@ -110,10 +118,15 @@ def options_from_args(args: argparse.Namespace) -> RegistryOptions:
     mirrors, insecure = load_daemon_config(args.config) if args.config is not None else ([], [])
     mirrors = [validate_mirror(m) for m in mirrors + getattr(args, "registry_mirror", [])]
     insecure = [validate_insecure(i) for i in insecure + args.insecure_registry]
+    try:
+        stall = parse_stall_limit(args.stall_limit)
+    except ValueError as exc:
+        raise OptionsError(f"--stall-limit (or ${STALL_ENV}): {exc}") from None
     return RegistryOptions(
         mirrors=tuple(dict.fromkeys(mirrors)),
         insecure_registries=DEFAULT_INSECURE + tuple(insecure),
         certs_dir=args.certs_dir,
+        stall=stall,
     )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from typing import Any
 
+from emustore import safejson
 from emustore.errors import InvalidReference, ManifestError
 from emustore.gojson import go_json
 from emustore.imageconfig import parse_image_config
@@ -36,7 +36,7 @@ def sha256_of(data: bytes) -> str:
 def read_json(files: Files, name: str) -> Any:
     """A JSON document of the archive; a clear error when it is not one."""
     try:
-        return json.loads(files.read(name, MAX_JSON_SIZE))
+        return safejson.loads(files.read(name, MAX_JSON_SIZE))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{files.label}: {name} is not valid JSON ({exc})") from None
 

@@ -117,11 +117,12 @@ class DirFiles:
             return handle.read(HEAD_SIZE)
 
     def read(self, name: str, limit: int) -> bytes:
-        self._stat(name)
+        if self._stat(name).st_size > limit:
+            raise _too_large(self.label, name, limit)
         with self._path(name).open("rb") as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(limit + 1)  # bounded even if the file grew since its stat
         if len(data) > limit:
-            raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
+            raise _too_large(self.label, name, limit)
         return data
 
     @contextlib.contextmanager
@@ -252,7 +253,7 @@ class TarFiles:
     def read(self, name: str, limit: int) -> bytes:
         member = self._member(name)
         if member.size > limit:
-            raise ManifestError(f"{self.label}: {name} is larger than {limit} bytes; refusing it")
+            raise _too_large(self.label, name, limit)
         if member.name in self._small:
             return self._small[member.name]
         with self.open(name) as stream:
@@ -295,6 +296,10 @@ class TarFiles:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _too_large(label: str, name: str, limit: int) -> ManifestError:
+    return ManifestError(f"{label}: {name} is larger than {limit} bytes; refusing it")
 
 
 def _decompressor(raw: IO[bytes], compression: str) -> IO[bytes]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import contextlib
-import json
 from typing import Protocol
 
+from emustore import safejson
 from emustore.errors import ManifestError
 from emustore.manifest import Descriptor, ImageIndex, check_media_types, parse_manifest, select_platform
 from emustore.platform import Platform, host_platform
@@ -108,7 +108,7 @@ class RegistrySource:
 
 def _check_config(data: bytes, digest: str) -> None:
     try:
-        doc = json.loads(data)
+        doc = safejson.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"invalid image config {digest}: not JSON ({exc})") from None
     if not isinstance(doc, dict):

@@ -190,6 +190,35 @@ def test_login_flag_errors() -> None:
     assert no_user.stderr == "emustore: Must provide --username with --password-stdin\n"
 
 
+def test_login_and_logout_keep_a_symlinked_config_and_make_private_dirs(registry: RegistryServer, tmp_path: Path) -> None:
+    """As the docker CLI: config.json written through its symlink (mode 0600), missing directories
+    above $DOCKER_CONFIG made 0700 even under umask 000."""
+    nested = tmp_path / "a" / "b" / "docker"
+    made = subprocess.run(
+        [sys.executable, "-m", "emustore", "login", registry.host, "-u", "alice", "--password-stdin"],
+        input="pw\n", capture_output=True, text=True, timeout=300, umask=0,
+        env={**os.environ, "DOCKER_CONFIG": str(nested)},
+    )
+    assert made.returncode == 0, made.stderr
+    assert [oct(p.stat().st_mode & 0o777) for p in (tmp_path / "a", tmp_path / "a/b", nested)] == ["0o700"] * 3
+    assert (nested / "config.json").stat().st_mode & 0o777 == 0o600
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    target = tmp_path / "dotfiles" / "docker.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    (linked / "config.json").symlink_to(target)
+    env = {"DOCKER_CONFIG": str(linked)}
+    login = emustore("login", registry.host, "-u", "alice", "--password-stdin", stdin="pw\n", env=env)
+    assert login.returncode == 0, login.stderr
+    assert (linked / "config.json").is_symlink() and target.stat().st_mode & 0o777 == 0o600
+    assert json.loads(target.read_text()) == {"auths": {registry.host: {"auth": basic_auth("alice", "pw")}}}
+    logout = emustore("logout", registry.host, env=env)
+    assert logout.returncode == 0 and (linked / "config.json").is_symlink()
+    assert json.loads(target.read_text()) == {"auths": {}}
+
+
 # -- token auth with the tests' own issuer ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

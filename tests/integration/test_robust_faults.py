@@ -12,7 +12,10 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
+import sys
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from emustore.layers import pipeline
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
+from emustore.registry.stall import StallRule
 from tests.integration.test_pull_cli import emustore, snapshot
 from tests.support.consistency import check_root
 from tests.support.faultproxy import Fault, FaultProxy
@@ -193,19 +197,182 @@ def test_diff_id_that_does_not_match_the_config(registry: RegistryServer, root: 
     _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "don't match image configuration")
 
 
-def test_gzip_bomb_is_refused_by_pull(registry: RegistryServer, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """64 MiB of zeros in a 64 KiB blob, pulled with --max-expansion 100 (floor lowered to 1 MiB)."""
-    size = 64 << 20
-    blob = gzip_bomb(size)
+def _bomb_config(size: int) -> bytes:
+    """An image config whose one diff id is that of gzip_bomb(size)'s tar."""
     tar_hash = hashlib.sha256(Header(b"bomb", size=size).encode())
     for _ in range(size >> 20):
         tar_hash.update(bytes(1 << 20))
     tar_hash.update(bytes(1024))
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + tar_hash.hexdigest()]}}).encode()
-    reference = _push_raw(registry, "faults/bomb", config, [blob])
+    return json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                       "rootfs": {"type": "layers", "diff_ids": ["sha256:" + tar_hash.hexdigest()]}}).encode()
+
+
+def _expands_beyond(message: str, blob: bytes, ratio: int = 100) -> int:
+    """The compressed bytes received when the expansion limit (`ratio`, floor 1 MiB) refused the layer."""
+    found = re.search(r"expands beyond (\d+) bytes from the (\d+) compressed bytes received", message)
+    assert found is not None, message
+    allowed, received = int(found.group(1)), int(found.group(2))
+    assert received <= len(blob) and allowed == max(1 << 20, ratio * received), message
+    return received
+
+
+def test_gzip_bomb_is_refused_by_pull(registry: RegistryServer, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MiB of zeros in a 64 KiB blob, pulled with --max-expansion 100 (floor lowered to 1 MiB)."""
+    size = 64 << 20
+    blob = gzip_bomb(size)
+    reference = _push_raw(registry, "faults/bomb", _bomb_config(size), [blob])
     monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
-    _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100), "expands beyond %d bytes" % (100 * len(blob)))
+    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100), "expands beyond")
+    _expands_beyond(message, blob)
+
+
+def test_a_bomb_claiming_a_huge_size_is_still_refused(
+    registry: RegistryServer, proxy: FaultProxy, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest says the 64 KiB bomb is 10^12 bytes: the limit follows the bytes that came."""
+    size = 64 << 20
+    blob, config = gzip_bomb(size), _bomb_config(size)
+    reference = _push_raw(registry, "faults/liar", config, [blob]).replace(registry.host, proxy.host)
+    lying = _manifest(_descriptor(config), [_descriptor(blob, "application/vnd.docker.image.rootfs.diff.tar.gzip", 10**12)])
+    proxy.inject(Fault("/manifests/", "body", body=lying, content_type=MANIFEST_TYPE, times=ALWAYS))
+    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100, registry_options=FAST), "expands")
+    record("bomb with a lying size", declared=10**12, blob=len(blob), received=_expands_beyond(message, blob))
+
+
+def test_a_refused_layer_stops_its_download(
+    registry: RegistryServer, proxy: FaultProxy, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bomb followed by 48 MiB: once refused, the layer reads at most 1 MiB more to tell a corrupt
+    download (pipeline.VERIFY_TAIL), so the proxy gets to send a fraction of the blob, not all of it.
+    (Ratio 10: the bomb's first MiB of blob, read at once, must not already allow its 64 MiB.)"""
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    tail = z.compress(random.Random(7).randbytes(48 << 20)) + z.flush()
+    blob = gzip_bomb(64 << 20) + tail
+    reference = _push_raw(registry, "faults/bombtail", _bomb_config(64 << 20), [blob]).replace(registry.host, proxy.host)
+    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=10, registry_options=FAST), "expands")
+    _expands_beyond(message, blob, ratio=10)
+    sent = sum(seen.body_bytes for seen in proxy.requests_for("/blobs/" + sha256_digest(blob)))
+    record("refused layer stops its download", blob=len(blob), sent=sent)
+    assert sent < len(blob) // 2, (sent, len(blob))
+
+
+ENDLESS_CAP = 256 << 20  # the proxy's own bound: a client reading every byte would take all of it
+BUFFERED = 16 << 20  # what sockets hold between the proxy and the client: sent, never read
+
+
+def _challenge(proxy: FaultProxy) -> Fault:
+    """A 401 on the manifest sending the client to the proxy's own /token."""
+    realm = f'Bearer realm="http://{proxy.host}/token",service="faults"'
+    return Fault("/manifests/", "status", status=401, headers={"WWW-Authenticate": realm})
+
+
+ENDLESS = {
+    # case → (faults given the proxy and the image, the endless path, the client's limit, words of the error)
+    "token answer": (
+        lambda proxy, image: [_challenge(proxy), Fault("/token", "endless", status=200, after=ENDLESS_CAP)],
+        "/token", 1 << 20, "token answer",
+    ),
+    "manifest": (
+        lambda proxy, image: [Fault("/manifests/", "endless", status=200, content_type=MANIFEST_TYPE, after=ENDLESS_CAP)],
+        "/manifests/", 4 << 20, "manifest for",
+    ),
+    "config blob": (
+        lambda proxy, image: [Fault("/blobs/" + image.image_id, "endless", status=200, after=ENDLESS_CAP)],
+        "/blobs/", 8 << 20, "limit",
+    ),
+    "error body": (
+        lambda proxy, image: [Fault("/manifests/", "endless", status=404, content_type="application/json", after=ENDLESS_CAP)],
+        "/manifests/", 64 << 10, "not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENDLESS))
+def test_endless_bodies_stop_at_their_limit(
+    case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    faults, path, limit, words = ENDLESS[case]
+    for fault in faults(proxy, images["app"]):
+        proxy.inject(fault)
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
+    sent = sum(seen.body_bytes for seen in proxy.requests_for(path) if seen.fault == "endless")
+    record(f"endless {case}", limit=limit, sent=sent, cap=ENDLESS_CAP)
+    assert 0 < sent <= limit + BUFFERED, sent
+
+
+def test_redirect_bodies_are_never_read(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """The token server redirects with an endless body: the client follows the Location at once."""
+    proxy.inject(_challenge(proxy))
+    proxy.inject(Fault("/token", "endless", status=302, headers={"Location": f"http://{proxy.host}/issued"}, after=ENDLESS_CAP))
+    proxy.inject(Fault("/issued", "body", body=b'{"token": "issued"}', content_type="application/json"))
+    _completes(images["app"], registry, proxy, root)
+    sent = proxy.requests_for("/token")[0].body_bytes
+    record("endless redirect body", sent=sent, cap=ENDLESS_CAP)
+    assert sent <= BUFFERED and [s.status for s in proxy.requests_for("/issued")] == [200]
+
+
+STALLING = RegistryOptions(timeout=2.0, retry=FAST.retry, stall=StallRule(1024, 0.5))
+DRIPPING = {
+    # case → the path a body drips from, one byte every 50 ms (20 bytes a second, under 1024 in 0.5 s)
+    "manifest": lambda image: "/manifests/",
+    "config blob": lambda image: "/blobs/" + image.image_id,
+    "layer blob": lambda image: "/blobs/" + image.layer_digests[-1],
+}
+
+
+@pytest.mark.parametrize("case", sorted(DRIPPING))
+def test_a_dripping_body_ends_on_the_stall_rule(
+    case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    path = DRIPPING[case](images["app"])
+    proxy.inject(Fault(path, "drip", pause=0.05, after=400, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    message = _expect_clean_failure(root, lambda: pull(reference, root, registry_options=STALLING), "transfer stalled")
+    assert "less than the stall limit of 1024 bytes per 0.5s" in message
+    assert len([s for s in proxy.requests_for(path) if s.fault == "drip"]) == 1  # a stall is not retried
+
+
+def test_the_stall_limit_on_the_command_line(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """--stall-limit, else $EMUSTORE_STALL_LIMIT: a dripping layer ends the pull with one line, exit 1."""
+    proxy.inject(Fault("/blobs/" + images["app"].layer_digests[-1], "drip", pause=0.05, after=400, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    before = snapshot(root)
+    command = [sys.executable, "-m", "emustore", "pull", reference, "--root", str(root)]
+    runs = {
+        "flag": subprocess.run(command + ["--stall-limit", "1024/0.5"], capture_output=True, text=True, timeout=120),
+        "env": subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              env=os.environ | {"EMUSTORE_STALL_LIMIT": "1024/0.5"}),
+        "bad": subprocess.run(command + ["--stall-limit", "fast"], capture_output=True, text=True, timeout=120),
+    }
+    for case, done in runs.items():
+        assert done.returncode == 1 and done.stderr.startswith("emustore: "), (case, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (case, done.stderr)
+        assert ("invalid stall limit 'fast'" if case == "bad" else "transfer stalled") in done.stderr, (case, done.stderr)
+    assert snapshot(root) == before
+    FIGURES["trials"] += len(runs)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deep_json_from_the_registry_is_one_line(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """A manifest, then a config, nested 100000 deep: one line each, no RecursionError."""
+    deep_manifest = b'{"schemaVersion": 2, "mediaType": "%s", "layers": %s}' % (MANIFEST_TYPE.encode(), DEEP)
+    proxy.inject(Fault("/manifests/", "body", body=deep_manifest, content_type=MANIFEST_TYPE, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "nested deeper than 256 levels")
+    deep_config = b'{"os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "history": %s}' % DEEP
+    reference = _push_raw(registry, "faults/deepconfig", deep_config, [])
+    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "nested deeper than 256 levels")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-FaultKind = Literal["cut", "reset", "status", "slow", "corrupt", "body", "stall"]
+FaultKind = Literal["cut", "reset", "status", "slow", "corrupt", "body", "stall", "endless", "drip"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 _CHUNK = 16 << 10
 
@@ -26,7 +26,10 @@ class Fault:
     """cut/reset: end the body after `after` bytes (FIN / RST); slow: pause `pause` s after `after` bytes;
     corrupt: flip the byte at `after`; status: answer `status` (with `retry_after`) instead of forwarding;
     body: answer 200 with `body` (as `content_type`) instead of forwarding; stall: send the headers, then
-    nothing for `pause` s, then close (a slow loris that never makes progress)."""
+    nothing for `pause` s, then close (a slow loris that never makes progress); endless: answer `status`
+    with a body of `body` repeated (zeros if empty) without a length, until the client leaves or `after`
+    bytes went out; drip: forward the body one byte every `pause` s, at most `after` bytes.
+    `headers` are added to the answers this proxy makes itself (status, body, endless)."""
 
     path: str
     kind: FaultKind
@@ -37,6 +40,7 @@ class Fault:
     times: int = 1
     body: bytes = b""
     content_type: str = "application/octet-stream"
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class FaultProxy:
                 h.send_header("Retry-After", fault.retry_after)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(body)))
+            _extra_headers(h, fault)
             h.end_headers()
             h.wfile.write(body)
             self._record(h, fault.status, len(body), fault)
@@ -127,9 +132,13 @@ class FaultProxy:
             h.send_response(200)
             h.send_header("Content-Type", fault.content_type)
             h.send_header("Content-Length", str(len(fault.body)))
+            _extra_headers(h, fault)
             h.end_headers()
             h.wfile.write(fault.body)
             self._record(h, 200, len(fault.body), fault)
+            return
+        if fault is not None and fault.kind == "endless":
+            self._record(h, fault.status, self._endless(h, fault), fault)
             return
         upstream = http.client.HTTPConnection(self.upstream, timeout=30)
         try:
@@ -149,6 +158,25 @@ class FaultProxy:
         finally:
             upstream.close()
 
+    def _endless(self, h: BaseHTTPRequestHandler, fault: Fault) -> int:
+        """A body without a length that goes on until the client leaves (or `after` bytes); bytes sent."""
+        h.send_response(fault.status)
+        h.send_header("Content-Type", fault.content_type)
+        h.send_header("Connection", "close")
+        _extra_headers(h, fault)
+        h.end_headers()
+        h.close_connection = True
+        h.connection.settimeout(30)  # a client that neither reads nor closes ends this too
+        unit = (fault.body or b"\0") * max(1, _CHUNK // max(1, len(fault.body)))
+        sent = 0
+        while sent < fault.after:
+            try:
+                h.wfile.write(unit)
+            except OSError:  # the client stopped reading and closed
+                break
+            sent += len(unit)
+        return sent
+
     def _send_body(self, h: BaseHTTPRequestHandler, body: bytes, fault: Fault | None) -> int:
         """Write the body applying `fault`; the number of body bytes that went out."""
         if fault is not None and fault.kind == "stall":
@@ -156,6 +184,18 @@ class FaultProxy:
             time.sleep(fault.pause)
             h.close_connection = True
             return 0
+        if fault is not None and fault.kind == "drip":
+            sent = 0
+            for i in range(min(fault.after, len(body))):
+                try:
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                except OSError:
+                    break
+                sent += 1
+                time.sleep(fault.pause)
+            h.close_connection = True
+            return sent
         if fault is not None and fault.kind == "corrupt" and fault.after < len(body):
             body = body[: fault.after] + bytes([body[fault.after] ^ 0xFF]) + body[fault.after + 1 :]
         limit = fault.after if fault is not None and fault.kind in ("cut", "reset") else len(body)
@@ -185,3 +225,8 @@ class FaultProxy:
     def _record(self, h: BaseHTTPRequestHandler, status: int, sent: int, fault: Fault | None) -> None:
         with self._lock:
             self.seen.append(Seen(h.command, h.path, h.headers.get("Range"), status, sent, fault.kind if fault else None))
+
+
+def _extra_headers(h: BaseHTTPRequestHandler, fault: Fault) -> None:
+    for key, value in (fault.headers or {}).items():
+        h.send_header(key, value)

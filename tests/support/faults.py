@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterable, Iterator
 
 from tests.support.tarlayer import BLOCK, Header
 
@@ -33,3 +34,19 @@ def gzip_bomb(size: int) -> bytes:
     out.append(z.compress(bytes(2 * BLOCK)))
     out.append(z.flush())
     return b"".join(out)
+
+
+class counted:  # noqa: N801 (used like a function)
+    """Iterates `chunks`, counting the bytes taken (`total`): what a reader actually consumed."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self.total = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self.total += len(chunk)
+        return chunk

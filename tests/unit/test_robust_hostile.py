@@ -12,8 +12,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import stat
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,9 +24,10 @@ import pytest
 from emustore.errors import LayerError
 from emustore.layers import pipeline
 from emustore.layers.assemble import assemble
+from emustore.layers.compression import BATCH
 from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import expansion_limit, unpack_layer
-from tests.support.faults import gzip_bomb
+from emustore.layers.pipeline import VERIFY_TAIL, ExpansionLimit, expansion_limit, unpack_layer
+from tests.support.faults import counted, gzip_bomb
 from tests.support.figures import record
 from tests.support.tarlayer import BLOCK, Header, LayerBuilder, pax_records
 
@@ -258,36 +261,82 @@ def test_refused(case: str, sandbox: Path) -> None:
 
 
 def _endless_pax_headers(total: int) -> Iterator[bytes]:
-    """A stream of PAX extended headers that never reaches a member (generated, never stored)."""
+    """A gzip stream of PAX extended headers that never reaches a member (generated, never stored)."""
     body = pax_records({"comment": "x" * 400})
     unit = Header(b"PaxHeaders/x", b"x", size=len(body)).encode() + body + b"\0" * (-len(body) % BLOCK)
     block = unit * 256
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
     for _ in range(total // len(block)):
-        yield block
+        if out := z.compress(block):
+            yield out
+    yield z.flush()
 
 
 def test_endless_headers_stop_at_the_expansion_limit(sandbox: Path) -> None:
     digest = hashlib.sha256()
-    for block in _endless_pax_headers(64 << 20):
+    for block in _endless_pax_headers(256 << 20):
         digest.update(block)
-    error = _apply(sandbox, _endless_pax_headers(64 << 20), digest="sha256:" + digest.hexdigest(), max_output=8 << 20)
+    error = _apply(
+        sandbox, _endless_pax_headers(256 << 20), digest="sha256:" + digest.hexdigest(),
+        expansion=ExpansionLimit(ratio=20, floor=8 << 20),
+    )
     assert error is not None and "expands beyond" in str(error)
+
+
+SMALL_LIMIT = ExpansionLimit(ratio=100, floor=1 << 20)
 
 
 def test_gzip_bomb_is_refused(sandbox: Path) -> None:
     blob = gzip_bomb(256 << 20)
     assert len(blob) < 300 << 10
-    error = _apply(sandbox, blob, max_output=32 << 20)
-    assert error is not None and "expands beyond %d bytes" % (32 << 20) in str(error)
-    assert os.path.getsize(sandbox / "stage" / "diff" / "bomb") <= 32 << 20
+    error = _apply(sandbox, blob, expansion=SMALL_LIMIT)
+    assert error is not None and "expands beyond %d bytes" % (100 * len(blob)) in str(error)
+    assert os.path.getsize(sandbox / "stage" / "diff" / "bomb") <= 100 * len(blob)
+
+
+def test_the_limit_follows_the_bytes_received(sandbox: Path) -> None:
+    """A bomb fed in 4 KiB pieces is refused once its output passes 100 × the pieces read so far:
+    long before its end, whatever size a manifest may have claimed for it."""
+    blob = gzip_bomb(256 << 20)
+    pieces = (blob[i : i + 4096] for i in range(0, len(blob), 4096))
+    error = _apply(sandbox, pieces, digest="sha256:" + hashlib.sha256(blob).hexdigest(), expansion=SMALL_LIMIT)
+    found = re.search(r"expands beyond (\d+) bytes from the (\d+) compressed bytes received", str(error))
+    assert found is not None, error
+    allowed, received = int(found.group(1)), int(found.group(2))
+    written = os.path.getsize(sandbox / "stage" / "diff" / "bomb")
+    assert allowed == max(1 << 20, 100 * received), (received, len(blob))
+    if _Watch.separate_process != "layer-process":  # the pipe to a layer process takes all 255 KiB at once
+        assert received < len(blob) // 4, (received, len(blob))
+    assert written <= allowed + BATCH
+    record("expansion bound by bytes received", blob=len(blob), received=received, written=written)
+
+
+def _bomb_then_noise(noise: int) -> Iterator[bytes]:
+    """A gzip bomb member, then `noise` bytes of a second member (random, generated as read)."""
+    yield gzip_bomb(64 << 20)
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    for i in range(noise >> 20):
+        yield z.compress(hashlib.sha256(b"%d" % i).digest() * (1 << 15))
+
+
+def test_a_failed_layer_stops_reading_its_blob(sandbox: Path) -> None:
+    """Refused after its bomb, a layer reads at most VERIFY_TAIL more of the 256 MiB that follow,
+    and reports the bomb (the digest given is wrong: reading it all would have said so)."""
+    read = counted(_bomb_then_noise(256 << 20))
+    error = _apply(sandbox, read, digest="sha256:" + "0" * 64, expansion=SMALL_LIMIT)
+    assert error is not None and "expands beyond" in str(error)
+    assert read.total <= (64 << 10) + 2 * VERIFY_TAIL + (2 << 20), read.total
+    record("failed layer stops reading", received=read.total, blob_at_least=256 << 20)
 
 
 def test_expansion_limit_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert expansion_limit(10) == 1 << 30
-    assert expansion_limit(10 << 20) == 1100 * (10 << 20)
-    assert expansion_limit(10 << 20, ratio=0) is None
+    assert expansion_limit() == ExpansionLimit(1100, 1 << 30)
+    assert expansion_limit(0) is None
+    limit = expansion_limit(10)
+    assert limit is not None and limit.refusal(1 << 30, 10) is None and limit.refusal((1 << 30) + 1, 10)
+    assert limit.refusal(10 << 30, 1 << 30) is None and limit.refusal((10 << 30) + 1, 1 << 30)
     monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
-    assert expansion_limit(100, ratio=10) == 1 << 20
+    assert expansion_limit(10) == ExpansionLimit(10, 1 << 20)
 
 
 def test_figures() -> None:
