@@ -40,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print("emustore: %s" % exc, file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug: still one line (EMUSTORE_DEBUG=1 shows the traceback)
+        if os.environ.get("EMUSTORE_DEBUG"):
+            raise
+        print("emustore: internal error: %s: %s (EMUSTORE_DEBUG=1 shows where)" % (type(exc).__name__, exc), file=sys.stderr)
+        return 70
 
 
 def run() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,6 +15,9 @@ from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
 from tests.support.figures import summary_lines
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
 from tests.support.tiers import require_binary
+
+# the CLI turns an unexpected exception into one line; the tests want its traceback, to see the bug
+os.environ["EMUSTORE_DEBUG"] = "1"
 
 REGISTRY_MISSING = "docker-registry not installed (registry tier; CI=true makes this a failure)"
 DOCKERD_MISSING = "dockerd not installed (oracle tier; CI=true makes this a failure)"
