@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
@@ -43,7 +42,7 @@ def environment(entries: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def file_pairs(specs: list[str]) -> list[tuple[Path, str]]:
+def file_pairs(specs: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for spec in specs:
         source, sep, destination = spec.rpartition(":")
@@ -51,7 +50,7 @@ def file_pairs(specs: list[str]) -> list[tuple[Path, str]]:
             raise EmustoreError("--add-file wants SRC:DST, got %r" % spec)
         if not os.path.lexists(source):
             raise EmustoreError("no such file: %s" % source)
-        pairs.append((Path(source), destination))
+        pairs.append((source, destination))
     return pairs
 
 

@@ -1,12 +1,15 @@
 """A container's root as overlayfs shows it, and writes into its upper layer like overlayfs does.
 
 `LayerStack` looks paths up through diff dirs (upper first) with overlay's whiteouts (0/0 char
-devices) and opaque dirs; writes into the top dir copy parent dirs up first, keeping their
-mode, owner, times and xattrs, as the kernel does.
+devices) and opaque dirs, and never through a symlink on the host: a container path is first
+resolved with `resolve`, inside the container (its root as "/", ".." stops there, lower layers'
+symlinks included), as dockerd resolves it in the mounted container. Writes into the top dir
+copy parent dirs up first, keeping their mode, owner, times and xattrs, as the kernel does.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -14,8 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from emustore.errors import EmustoreError
+from emustore.layers.rootfs import MAX_SYMLINKS
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
+ROOT = PurePosixPath(".")
 
 # The init layer dockerd 20.10 adds below every container (daemon/initlayer), in creation order:
 # path -> "dir" | "file" | symlink target.
@@ -31,6 +36,9 @@ INIT_PATHS = (
     ("/dev/console", "file"),
     ("/etc/mtab", "/proc/mounts"),
 )
+
+# How a dir path looks in one diff dir (see _chain).
+_MISSING, _HIDDEN, _VISIBLE, _OPAQUE = range(4)
 
 
 class ContainerPathError(EmustoreError):
@@ -59,7 +67,42 @@ def clean(path: str) -> PurePosixPath:
                 parts.pop()
         else:
             parts.append(part)
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+    return PurePosixPath(*parts) if parts else ROOT
+
+
+def absolute(rel: PurePosixPath) -> str:
+    """A resolved or cleaned container path as the container sees it ("/" for its root)."""
+    return "/" + "/".join(rel.parts)
+
+
+def _chain(diff: Path, dirs: Sequence[str]) -> int:
+    """How the dir path `dirs` looks in one diff: missing, hidden (a non-dir or whiteout on the
+    way, or missing below an opaque dir), visible, or visible below an opaque dir (nothing under
+    it shows from lower diffs). Each component is lstat-ed in turn: no symlink is followed."""
+    here = diff
+    opaque = False
+    for part in dirs:
+        here = here / part
+        try:
+            st = here.lstat()
+        except FileNotFoundError:
+            return _HIDDEN if opaque else _MISSING
+        if not stat.S_ISDIR(st.st_mode):
+            return _HIDDEN
+        opaque = opaque or _is_opaque(here)
+    return _OPAQUE if opaque else _VISIBLE
+
+
+def drop(path: Path) -> None:
+    """Remove what is at `path` (its parents are real dirs): a dir with its tree, else the entry."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 class LayerStack:
@@ -69,48 +112,101 @@ class LayerStack:
         self.diffs = list(diffs)
         self.upper = self.diffs[0]
 
-    def lookup(self, rel: PurePosixPath) -> Path | None:
-        """The diff entry the merged view shows at `rel` (no symlinks followed), or None."""
-        if str(rel) == ".":
-            return self.upper
-        for diff in self.diffs:
-            hidden = False
-            for depth, _ in enumerate(rel.parts[:-1], 1):
-                prefix = diff / PurePosixPath(*rel.parts[:depth])
-                try:
-                    st = prefix.lstat()
-                except FileNotFoundError:
-                    break
-                if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
-                    hidden = True
-                    break
-                if _is_opaque(prefix):
-                    hidden = True  # lower layers are hidden below this dir
-                    break
-            candidate = diff / rel
-            try:
-                st = candidate.lstat()
-            except (FileNotFoundError, NotADirectoryError):
-                if hidden:
-                    return None
+    # the merged view
+
+    def lookup(self, rel: PurePosixPath, below_upper: bool = False) -> Path | None:
+        """The diff entry the merged view shows at `rel` (resolved: no symlink before its last
+        component), or None. `below_upper`: what shows there without the upper dir's own entry."""
+        if not rel.parts:
+            return None if below_upper else self.upper
+        for index, diff in enumerate(self.diffs):
+            state = _chain(diff, rel.parts[:-1])
+            if state == _MISSING:
                 continue
-            return None if _is_whiteout(st) else candidate
+            if state == _HIDDEN:
+                return None
+            if not (below_upper and index == 0):
+                candidate = diff.joinpath(*rel.parts)
+                try:
+                    st = candidate.lstat()
+                except FileNotFoundError:
+                    pass
+                else:
+                    return None if _is_whiteout(st) else candidate
+            if state == _OPAQUE:
+                return None
         return None
+
+    def children(self, rel: PurePosixPath) -> list[str]:
+        """The names the merged view shows in the dir `rel` (resolved), sorted."""
+        names: set[str] = set()
+        for diff in self.diffs:
+            state = _chain(diff, rel.parts)
+            if state == _MISSING:
+                continue
+            if state == _HIDDEN:
+                break
+            names.update(os.listdir(diff.joinpath(*rel.parts)))
+            if state == _OPAQUE:
+                break
+        return sorted(name for name in names if self.lookup(rel / name) is not None)
 
     def is_dir(self, rel: PurePosixPath) -> bool:
         found = self.lookup(rel)
         return found is not None and stat.S_ISDIR(found.lstat().st_mode)
 
-    def in_lower(self, rel: PurePosixPath) -> bool:
-        return LayerStack(self.diffs[1:]).lookup(rel) is not None if len(self.diffs) > 1 else False
+    def resolve(self, path: str, follow_last: bool = False) -> PurePosixPath:
+        """Where the container path `path` leads: cleaned lexically (as docker does), then every
+        symlink met followed with the container's root as "/" (".." stops there), the last
+        component only with `follow_last`. The result has no symlink before its last component."""
+        cleaned = clean(path)
+        if not cleaned.parts:
+            return ROOT
+        parent = self._follow(list(cleaned.parts[:-1]), [])
+        if not follow_last:
+            return PurePosixPath(*parent, cleaned.name)
+        return PurePosixPath(*self._follow([cleaned.name], parent))
+
+    def _follow(self, parts: list[str], start: list[str]) -> list[str]:
+        """Walk `parts` from the resolved dir `start`, a symlink's target replacing it in the walk."""
+        real = list(start)
+        pending = parts[::-1]
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if real:
+                    real.pop()
+                continue
+            found = self.lookup(PurePosixPath(*real, part))
+            if found is not None and found.is_symlink():
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise ContainerPathError(
+                        "%s in the container: /%s" % (os.strerror(errno.ELOOP), "/".join(real + [part]))
+                    )
+                target = os.readlink(found)
+                if target.startswith("/"):
+                    real = []
+                pending.extend(reversed(target.split("/")))
+                continue
+            real.append(part)
+        return real
+
+    # writing into the upper dir (paths resolved)
 
     def ensure_parents(self, rel: PurePosixPath) -> None:
         """Make rel's parent dirs exist in the upper dir, copying up those a lower layer has."""
         for depth in range(1, len(rel.parts)):
             sub = PurePosixPath(*rel.parts[:depth])
-            target = self.upper / sub
-            if target.is_dir() and not target.is_symlink():
-                continue
+            target = self.upper.joinpath(*sub.parts)
+            try:
+                if stat.S_ISDIR(target.lstat().st_mode):
+                    continue
+            except FileNotFoundError:
+                pass
             found = self.lookup(sub)
             if found is None:
                 self.make_dir(sub)
@@ -121,7 +217,7 @@ class LayerStack:
 
     def make_dir(self, rel: PurePosixPath) -> None:
         """A new 0755 dir (owner root); over a whiteout it is opaque, as overlayfs makes it."""
-        target = self.upper / rel
+        target = self.upper.joinpath(*rel.parts)
         over_whiteout = os.path.lexists(target)
         if over_whiteout:
             os.unlink(target)
@@ -132,36 +228,26 @@ class LayerStack:
 
     def clear_whiteout(self, rel: PurePosixPath) -> None:
         """Drop a whiteout at rel in the upper dir before a file or link takes its place."""
-        target = self.upper / rel
+        target = self.upper.joinpath(*rel.parts)
         if os.path.lexists(target) and _is_whiteout(target.lstat()):
             os.unlink(target)
 
-    def add(self, source: Path, rel: PurePosixPath) -> None:
-        """Copy a host file, symlink or directory tree to `rel` in the upper dir, as `docker cp` extracts it.
-
-    Modes, times and owners come from the host (the CLI's tar carries them; dockerd chowns)."""
-        self.ensure_parents(rel)
-        target = self.upper / rel
-        if target.is_dir() and not target.is_symlink() and not source.is_dir():
-            raise ContainerPathError("cannot overwrite directory /%s with a file" % rel)
-        over_whiteout = os.path.lexists(target) and _is_whiteout(target.lstat())
-        _copy_tree(source, target)
-        if over_whiteout and target.is_dir() and not target.is_symlink():
-            os.setxattr(target, OPAQUE_XATTR, b"y", follow_symlinks=False)
-
-    def remove(self, rel: PurePosixPath) -> None:
-        """Delete `rel` from the merged view: drop the upper copy, mask lower ones with a 0/0 whiteout."""
-        if str(rel) == "." or self.lookup(rel) is None:
-            raise ContainerPathError("No such file or directory in the container: /%s" % rel)
-        target = self.upper / rel
-        if os.path.lexists(target):
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                os.unlink(target)
-        if self.in_lower(rel):
+    def remove(self, rel: PurePosixPath, shown: str | None = None) -> None:
+        """Delete `rel` (resolved) from the merged view: drop the upper copy, mask what a lower
+        layer shows there with a 0/0 whiteout. `shown`: the path as the user gave it."""
+        if not rel.parts:
+            raise ContainerPathError("cannot remove the container's root directory: %s" % (shown or "/"))
+        if self.lookup(rel) is None:
+            raise ContainerPathError("No such file or directory in the container: %s" % (shown or "/%s" % rel))
+        target = self.upper.joinpath(*rel.parts)
+        drop(target)
+        if self.lookup(rel, below_upper=True) is not None:
             self.ensure_parents(rel)
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+    def delete(self, path: str) -> None:
+        """`--rm-file PATH`: what `rm -r PATH` run in the container deletes (a last symlink itself)."""
+        self.remove(self.resolve(path), path)
 
 
 def copy_up_dir(lower: Path, target: Path) -> None:
@@ -176,45 +262,13 @@ def copy_up_dir(lower: Path, target: Path) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def check_copyable(source: Path) -> None:
-    """Refuse, before anything is written, a tree holding more than files, dirs and symlinks."""
-    for path in [source, *(source.rglob("*") if source.is_dir() and not source.is_symlink() else ())]:
-        mode = path.lstat().st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-            raise ContainerPathError("only files, directories and symlinks can be copied: %s" % path)
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    """Copy `source` to `target`, merging into an existing dir and replacing anything else."""
-    st = source.lstat()
-    if os.path.lexists(target) and not (stat.S_ISDIR(st.st_mode) and target.is_dir() and not target.is_symlink()):
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            os.unlink(target)
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(source), target)
-    elif stat.S_ISDIR(st.st_mode):
-        if not target.is_dir():
-            os.mkdir(target, 0o700)
-        for child in sorted(os.listdir(source)):
-            _copy_tree(source / child, target / child)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-    elif stat.S_ISREG(st.st_mode):
-        shutil.copyfile(source, target, follow_symlinks=False)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-    else:
-        raise ContainerPathError("only files, directories and symlinks can be copied: %s" % source)  # checked before
-    os.lchown(target, st.st_uid, st.st_gid)
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
 def write_init_layer(stack: LayerStack) -> None:
     """dockerd's init layer into stack.upper (daemon/initlayer, observed in docs/container-format.md).
 
     For each INIT_PATHS entry: every non-directory on the way (the entry included) is unlinked;
     then, unless a directory is there, missing parents are made (0755) and the entry is created
-    (dirs 0755, empty files 0755, the mtab symlink), all owned by root.
+    (dirs 0755, empty files 0755, the mtab symlink), all owned by root. Every component before
+    the one looked at is a directory by then, so no symlink of the image is ever followed.
     """
     for path, kind in INIT_PATHS:
         rel = clean(path)
@@ -230,7 +284,7 @@ def write_init_layer(stack: LayerStack) -> None:
             stack.make_dir(rel)
             continue
         stack.clear_whiteout(rel)
-        target = stack.upper / rel
+        target = stack.upper.joinpath(*rel.parts)
         if kind == "file":
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
             os.fchmod(fd, 0o755)

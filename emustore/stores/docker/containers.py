@@ -16,14 +16,24 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
 from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
-from emustore.stores.docker.containerfs import LayerStack, check_copyable, clean, write_init_layer
+from emustore.stores.docker.containerfs import LayerStack, write_init_layer
+from emustore.stores.docker.copypaths import (
+    container_extract_dir,
+    container_source,
+    container_target,
+    host_extract_dir,
+    host_source,
+    host_target,
+    placement,
+)
+from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.store import DockerStore
@@ -91,7 +101,9 @@ class ContainerStore:
             parent = (mount / "parent").read_text().strip()
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict):
+        if not isinstance(doc, dict) or not _HEX64.fullmatch(mount_id) or init_id != mount_id + "-init":
+            return None  # the ids name dirs under overlay2/: nothing else may pass
+        if parent and not (parent.startswith("sha256:") and _HEX64.fullmatch(parent[7:])):
             return None
         return Container(container_id, doc, mount_id, init_id, parent)
 
@@ -247,29 +259,35 @@ class ContainerStore:
             _remove(self.mounts_dir / container.id)
             _remove(doomed)
 
-    def change(self, container: Container, additions: list[tuple[Path, str]], deletions: list[str]) -> None:
-        """Copy host paths into the upper layer and record deletions as whiteouts."""
-        for source, _ in additions:
-            check_copyable(source)
+    def change(self, container: Container, additions: list[tuple[str, str]], deletions: list[str]) -> None:
+        """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts)."""
         stack = self.stack(container)
         with self.store.lock():
             self._require(container)
             for source, destination in additions:
-                stack.add(source, self.destination(stack, source, destination))
+                copy_in(stack, source, destination)
             for path in deletions:
-                stack.remove(clean(path))
+                stack.delete(path)
 
-    @staticmethod
-    def destination(stack: LayerStack, source: Path, destination: str) -> PurePosixPath:
-        """`docker cp` placement: into DST when it is a dir (or ends in "/"), else as DST."""
-        rel = clean(destination)
-        if destination.endswith("/") or stack.is_dir(rel):
-            if not stack.is_dir(rel):
-                raise EmustoreError("Could not find the file %s in container" % destination)
-            return rel / source.name if str(rel) != "." else PurePosixPath(source.name)
-        if str(rel.parent) != "." and not stack.is_dir(rel.parent):
-            raise EmustoreError("Could not find the file /%s in container" % rel.parent)
-        return rel
+    def copy_out(self, container: Container, source: str, destination: str, shown: str) -> None:
+        """`docker cp CONTAINER:SRC DEST`: a path of the container's merged view onto the host."""
+        copy_out(self.stack(container), source, destination, shown)
+
+
+def copy_in(stack: LayerStack, source: str, destination: str) -> None:
+    """`docker cp SRC CONTAINER:DEST`: a host path into the container's upper dir."""
+    found = host_source(source)
+    target = container_target(stack, destination)
+    where, top = placement(target, found.is_dir, found.name, destination)
+    copy_tree(HostTree(found.path), top, UpperDestination(stack, container_extract_dir(stack, where)))
+
+
+def copy_out(stack: LayerStack, source: str, destination: str, shown: str) -> None:
+    """`docker cp CONTAINER:SRC DEST` (`shown`: SRC as given, for messages)."""
+    found = container_source(stack, source, shown)
+    target = host_target(destination)
+    where, top = placement(target, found.is_dir, found.name, destination)
+    copy_tree(ContainerTree(stack, found.rel), top, HostDestination(host_extract_dir(where)))
 
 
 def _created_key(container: Container) -> tuple[str, str]:
