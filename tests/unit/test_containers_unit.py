@@ -1,5 +1,5 @@
 """Containers without a daemon: config merge and JSON, names, the overlay view (resolution inside the
-container, listing) and init layer, docker cp's rules and what a copy carries, ps text."""
+container, listing) and init layer, docker cp's rules and what a copy carries, ps text and STATUS."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from emustore.stores.docker.containerconfig import (
 from emustore.stores.docker.containerfs import OPAQUE_XATTR, ContainerPathError, LayerStack, write_init_layer
 from emustore.stores.docker.containernames import InvalidName, check_name, generate_name
 from emustore.stores.docker.containers import Container, copy_in, copy_out
+from emustore.stores.docker.containerstate import is_running, status
 from emustore.stores.docker.copypaths import CONTENTS, CopyError, Target, container_source, host_source, placement
-from emustore.stores.docker.goconfig import rfc3339nano
+from emustore.stores.docker.goconfig import ZERO_TIME, GoTime, rfc3339nano
 
 ID = "ab" * 32
 IMAGE = {"Env": ["PATH=/usr/bin", "LANG=C"], "Cmd": ["sh"], "Labels": {"z": "1", "a": "2"}}
@@ -361,3 +362,30 @@ def test_conflicts_and_escaping_links_are_refused_before_anything_is_written(tmp
     assert os.listdir(stack.upper) == []
     copy_in(stack, str(source), "/")  # from the root, ".." cannot climb higher: dockerd takes it
     assert os.readlink(stack.upper / "etc" / "y") == "../../up"
+
+
+# ps: the STATUS column
+
+
+def _state(**state: object) -> dict[str, object]:
+    base: dict[str, object] = {"Running": False, "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME, "ExitCode": 0}
+    return {"State": {**base, **state}}
+
+
+def test_status_words_as_docker() -> None:
+    started, finished = "2024-01-01T00:00:00.5Z", "2024-01-01T00:10:00.25Z"
+    t0, t1 = GoTime.parse(started).timestamp, GoTime.parse(finished).timestamp
+    assert status(_state(), t0) == "Created" and not is_running(_state())
+    assert status(_state(StartedAt=started, FinishedAt=finished, ExitCode=3), t1 + 5.9) == "Exited (3) 5 seconds ago"
+    assert status(_state(StartedAt=started, FinishedAt=finished, ExitCode=137), t0 + 600 + 7200) == "Exited (137) 2 hours ago"
+    up = _state(Running=True, StartedAt=started)
+    assert status(up, t0 + 0.4) == "Up Less than a second" and is_running(up)
+    assert status(up, t0 + 61) == "Up About a minute"
+    assert status(_state(Running=True, Paused=True, StartedAt=started), t0 + 3 * 86400) == "Up 3 days (Paused)"
+    assert status(_state(Running=True, Restarting=True, ExitCode=5, StartedAt=started, FinishedAt=finished), t1 + 0.9) == "Restarting (5) Less than a second ago"
+    assert status(_state(Running=True, StartedAt=started, Health={"Status": "starting"}), t0 + 1) == "Up 1 second (health: starting)"
+    assert status(_state(Running=True, StartedAt=started, Health={"Status": "unhealthy"}), t0 + 2) == "Up 2 seconds (unhealthy)"
+    assert status(_state(Dead=True, StartedAt=started), t0) == "Dead"
+    assert status(_state(RemovalInProgress=True, Dead=True), t0) == "Removal In Progress"
+    assert status(_state(StartedAt=started), t0) == ""  # started, never finished, not running
+    assert status({"State": "bogus"}, t0) == "Created"
