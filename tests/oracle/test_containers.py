@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import re
+import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +24,13 @@ from typing import Any
 
 import pytest
 
+from emustore.commands import ps
+from emustore.display import table
 from emustore.fsck import check
 from emustore.pull import pull
+from emustore.stores.docker.catalog import Catalog
+from emustore.stores.docker.containers import ContainerStore
+from emustore.stores.docker.containerstate import is_running
 from tests.support.containertree import diff_roots_with_containers
 from tests.support.dockerd import Dockerd
 from tests.support.imagebuild import canonical_json
@@ -186,9 +195,216 @@ def test_dockerd_adopts_emustore_containers(
     assert sorted(p.name for p in (root / "overlay2").iterdir()) == sorted(p.name for p in (pristine / "overlay2").iterdir())
 
 
-def _without_created(table: str) -> list[list[str]]:
+def _without_created(text: str) -> list[list[str]]:
     """`ps` rows split on runs of 2+ spaces, CREATED (4th column) dropped (it moves with time)."""
-    import re
-
-    rows = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines()]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
     return [row[:3] + row[4:] for row in rows]
+
+
+# `cp`: the same inputs through `docker cp` (20.10) and `emustore cp`
+
+
+def cp_image() -> ImageBuilder:
+    """busybox plus what cp meets: a symlink to "/", one to a dir, hard links, a link climbing up."""
+    extra = (
+        LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n", mode=0o640)
+        .symlink("data/link", "/data/sub").symlink("app", "/").symlink("sublink", "data/sub")
+        .dir("hard/").file("hard/a", b"linked\n").hardlink("hard/b", "hard/a").dir("links/").symlink("links/up", "../../..")
+    )
+    return busybox_image("docker", cmd=("sh",)).layer(extra, created_by="cp paths")
+
+
+@pytest.fixture(scope="module")
+def cp_images(registry: RegistryServer) -> tuple[PushedImage, PushedImage]:
+    """(with the paths above, plain busybox: no link in it climbs out of a copy of its root)."""
+    return cp_image().push(registry.host, "ct/cp", "v1"), busybox_image("docker", cmd=("sh",)).push(registry.host, "ct/plain", "v1")
+
+
+COPY_IN = [  # host source (below host/), container DEST
+    ("dir", "/data"), ("dir/inner/..", "/"), ("dir/inner/..", "/named"), ("dir/.", "/bin"), ("dir/", "/trail"),
+    ("flink", "/"), ("file", "/app/data/sub/"), ("file", "/etc/..//renamed"), ("file", "bin/relative"),
+    ("dir", "/app"), ("file", "/sublink"), ("hard", "/data/"), ("file", "/data/sub/f"),
+]
+COPY_IN_REFUSED = [("esc", "/data"), ("file", "/nope/x"), ("dir", "/data/sub/f"), ("file", "/newdir/"), ("conf/.", "/")]
+COPY_OUT = [  # (plain image?, container SRC, DEST below out/<n>/)
+    (True, "/etc/..", "x"), (True, "/etc/..", ""), (False, "/data/sub/..", ""), (False, "/bin/.", "bin"),
+    (False, "/app/data", ""), (False, "/data/link", ""), (False, "/data/link/", ""), (False, "/hard", ""),
+    (False, "/etc/hosts", "renamed"), (False, "/data//sub/f", "existing"), (False, "/data", ""),
+]
+COPY_OUT_REFUSED = [(False, "/etc/..", "x"), (False, "/nope", ""), (False, "/data", "existing"), (False, "/etc/hosts", "missing/"), (False, "/data/sub/f/", "")]
+WHEN = 1_577_934_245.678901  # sub-second source times: docker cp keeps whole seconds
+
+
+def _cp_host_tree(host: Path) -> None:
+    (host / "dir" / "inner").mkdir(parents=True)
+    (host / "dir" / "inner" / "f").write_text("payload\n")
+    (host / "dir" / "rel").symlink_to("inner/f")
+    (host / "file").write_text("file\n")
+    os.chmod(host / "file", 0o4750)
+    os.chown(host / "file", 1234, 567)
+    (host / "flink").symlink_to("file")
+    (host / "hard").mkdir()
+    (host / "hard" / "x").write_text("x\n")
+    os.link(host / "hard" / "x", host / "hard" / "y")
+    (host / "esc").mkdir()
+    (host / "esc" / "up").symlink_to("../../..")
+    (host / "conf" / "bin" / "busybox").mkdir(parents=True)
+    for path in sorted(host.rglob("*"), reverse=True) + [host]:
+        os.utime(path, (WHEN + 1000, WHEN), follow_symlinks=False)
+
+
+def _out_dirs(base: Path) -> None:
+    for n, (_, _, target) in enumerate(COPY_OUT + COPY_OUT_REFUSED):
+        (base / str(n)).mkdir(parents=True)
+        (base / str(n) / "existing").write_text("there before\n")
+        if target == "" and n < len(COPY_OUT):
+            (base / str(n) / "data").mkdir()
+            (base / str(n) / "data" / "kept").write_text("merged with\n")
+
+
+def _opaque(path: Path) -> bytes:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False)
+    except OSError:
+        return b""
+
+
+def _copied(top: Path, since: float, rel: str = "") -> dict[str, tuple[Any, ...]]:
+    """Every entry below `top`: type, mode, owner, content or target, opaque mark, link count and
+    the times docker cp sets (mtime; atime = mtime, or the epoch for dirs). Times the kernel set
+    (mtime after `since`; a copied-up dir's atime) are only checked to be of that kind. Each
+    entry is lstat-ed before it is read or listed, which may move its atime."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for name in sorted(os.listdir(top / rel if rel else top)):
+        path = top / rel / name
+        st = path.lstat()
+        kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
+        atime_by_copy = st.st_atime_ns == (0 if kind == "d" else st.st_mtime_ns)
+        times = "recent" if st.st_mtime >= since else (st.st_mtime_ns, st.st_atime_ns if atime_by_copy else "kernel")
+        content = os.readlink(path) if kind == "l" else path.read_bytes() if kind == "f" else None
+        found[posixpath.join(rel, name)] = (
+            kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content, _opaque(path) if kind != "l" else b"",
+            times, st.st_nlink if kind == "f" else 0,
+        )
+        if kind == "d":
+            found.update(_copied(top, since, posixpath.join(rel, name)))
+    return found
+
+
+def _same_times(model: Path, copy: Path) -> None:
+    """Give each entry below `copy` the times of the entry at the same place below `model`."""
+    for path in sorted(model.rglob("*"), reverse=True):
+        st = path.lstat()
+        os.utime(copy / path.relative_to(model), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def test_cp_matches_docker_cp(
+    cp_images: tuple[PushedImage, PushedImage], dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+) -> None:
+    """Issues 13.3 and 14.2: every form (dots, "..", trailing "/", symlinks in the container at any
+    component and last, hard links) lands where docker cp puts it, with docker cp's times, modes
+    and owners; what docker cp refuses, emustore refuses (before writing, where docker stops half-way)."""
+    rich, plain = cp_images
+    root = tmp_path / "root"
+    for pulled in cp_images:
+        pull(pulled.reference, root)
+    for name, pulled in (("dk", rich), ("em", rich), ("dkf", rich), ("emf", rich), ("dko", rich), ("emo", rich), ("dkp", plain), ("emp", plain)):
+        emustore("create", "--name", name, pulled.reference, root=root)
+    store = ContainerStore(root)
+    for kind in ("", "f", "o", "p"):  # the two sides' init layers differ only in when create made them
+        _same_times(*(store.stack(store.find(side + kind)).diffs[1] for side in ("dk", "em")))
+    _cp_host_tree(tmp_path / "host")
+    for side in ("dk", "em"):
+        _out_dirs(tmp_path / ("out-" + side))
+    since = time.time() - 1
+
+    def copy_in(side: str) -> list[int]:
+        run = (lambda *a: daemon.docker("cp", *a, check=False)) if side == "dk" else (lambda *a: emustore("cp", *a, root=root, check=False))
+        host = str(tmp_path / "host") + "/"  # SRC as typed: pathlib would drop a trailing "/" or "/."
+        codes = [run(host + s, side + ":" + d).returncode for s, d in COPY_IN]
+        codes += [run(host + s, side + "f:" + d).returncode for s, d in COPY_IN_REFUSED]
+        for n, (is_plain, source, target) in enumerate(COPY_OUT + COPY_OUT_REFUSED):
+            container = side + ("p" if is_plain else "o")
+            codes.append(run(container + ":" + source, str(tmp_path / ("out-" + side) / str(n)) + "/" + target).returncode)
+        return codes
+
+    daemon = dockerd_factory(root)
+    theirs = copy_in("dk")
+    daemon.stop()
+    ours = copy_in("em")
+    expected = [0] * len(COPY_IN) + [1] * len(COPY_IN_REFUSED) + [0] * len(COPY_OUT) + [1] * len(COPY_OUT_REFUSED)
+    assert [int(c != 0) for c in theirs] == expected
+    assert [int(c != 0) for c in ours] == expected
+
+    upper = {name: store.stack(store.find(name)).upper for name in ("dk", "em", "emf")}
+    theirs_in, ours_in = _copied(upper["dk"], since), _copied(upper["em"], since)
+    assert ours_in == theirs_in, "\n".join(f"{k}: docker {theirs_in.get(k)} emustore {ours_in.get(k)}" for k in sorted(theirs_in.keys() | ours_in.keys()) if theirs_in.get(k) != ours_in.get(k))
+    assert theirs_in["dir/inner/f"][6] == (int(WHEN) * 10**9, int(WHEN) * 10**9)  # whole seconds, atime = mtime
+    assert theirs_in["dir"][6] == (int(WHEN) * 10**9, 0)  # dirs: atime the epoch
+    assert os.listdir(upper["emf"]) == []  # refused before anything was written
+    for n in range(len(COPY_OUT)):
+        theirs_out, ours_out = (_copied(tmp_path / ("out-" + side) / str(n), since) for side in ("dk", "em"))
+        assert ours_out == theirs_out, (COPY_OUT[n], sorted(set(theirs_out.items()) ^ set(ours_out.items()), key=str)[:20])
+    for n in range(len(COPY_OUT), len(COPY_OUT) + len(COPY_OUT_REFUSED)):
+        assert sorted(os.listdir(tmp_path / "out-em" / str(n))) == ["existing"], COPY_OUT_REFUSED[n - len(COPY_OUT)]
+
+
+# `ps`: STATUS and the other columns of containers dockerd ran
+
+
+def _cells(text: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line.rstrip()) for line in text.splitlines()]
+
+
+def _ours_between(root: Path, start: float, end: float, running_only: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """emustore's table as it reads at `start` and at `end` (dockerd printed its own in between)."""
+    containers = [c for c in ContainerStore(root).list() if is_running(c.doc) or not running_only]
+    catalog = Catalog(root)
+    return tuple(_cells(table(ps.HEADER, ps.rows(containers, catalog, False, now))) for now in (start, end))  # type: ignore[return-value]
+
+
+def _assert_same_table(theirs: str, ours: tuple[list[list[str]], list[list[str]]]) -> None:
+    """Cell by cell: each of docker's cells is emustore's at one of the two times."""
+    rows = _cells(theirs)
+    assert len(rows) == len(ours[0]) == len(ours[1]), (theirs, ours)
+    for row, early, late in zip(rows, *ours):
+        assert len(row) == len(early), (row, early)
+        assert all(cell in (a, b) for cell, a, b in zip(row, early, late)), (row, early, late)
+
+
+def test_ps_matches_docker_for_containers_dockerd_ran(
+    image: PushedImage, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+) -> None:
+    """Issue 14.3: Up, Up (Paused), Exited (CODE) X ago, Created, read from config.v2.json, as
+    `docker ps [-a]` prints them while dockerd runs and after it stopped."""
+    root = tmp_path / "root"
+    pull(image.reference, root)
+    emustore("create", "--name", "three", image.reference, "sh", "-c", "exit 3", root=root)
+    emustore("create", "--name", "never", image.reference, root=root)
+    emustore("create", "--name", "sleeper", image.reference, "sh", "-c", "sleep 600", root=root)
+    daemon = dockerd_factory(root)
+    daemon.docker("start", "-a", "three", check=False)
+    daemon.docker("run", "--name", "theirs", image.reference, "echo", "hi")
+    daemon.docker("start", "sleeper")
+    for paused in (False, True):
+        if paused:
+            daemon.docker("pause", "sleeper")
+        start = time.time()
+        theirs = daemon.docker("ps").stdout, daemon.docker("ps", "-a").stdout
+        end = time.time()
+        _assert_same_table(theirs[0], _ours_between(root, start, end, running_only=True))
+        _assert_same_table(theirs[1], _ours_between(root, start, end, running_only=False))
+    assert "Up " in theirs[0] and "(Paused)" in theirs[0]
+    daemon.docker("unpause", "sleeper")
+    daemon.docker("stop", "-t", "1", "sleeper")
+    start = time.time()
+    theirs_all = daemon.docker("ps", "-a").stdout
+    end = time.time()
+    daemon.stop()
+    _assert_same_table(theirs_all, _ours_between(root, start, end, running_only=False))
+    statuses = {row[-1]: row[4] for row in _cells(theirs_all)[1:]}
+    assert statuses["never"] == "Created" and statuses["three"].startswith("Exited (3) ")
+    assert statuses["sleeper"].startswith("Exited (137) ") and statuses["theirs"].startswith("Exited (0) ")
+    ours_cli = _cells(emustore("ps", "-a", root=root).stdout)  # the command prints that table (times aside)
+    assert [row[:3] + row[5:] for row in ours_cli] == [row[:3] + row[5:] for row in _cells(theirs_all)]
+    assert _cells(emustore("ps", root=root).stdout) == [_cells(theirs_all)[0]]  # nothing runs
