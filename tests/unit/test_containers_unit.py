@@ -19,7 +19,8 @@ from emustore.stores.docker.containerconfig import (
 )
 from emustore.stores.docker.containerfs import OPAQUE_XATTR, ContainerPathError, LayerStack, write_init_layer
 from emustore.stores.docker.containernames import InvalidName, check_name, generate_name
-from emustore.stores.docker.containers import Container, copy_in, copy_out
+from emustore.errors import StoreError
+from emustore.stores.docker.containers import Container, ContainerStore, copy_in, copy_out, overlay2_dir_of_link
 from emustore.stores.docker.containerstate import is_running, status
 from emustore.stores.docker.copypaths import CONTENTS, CopyError, Target, container_source, host_source, placement
 from emustore.stores.docker.goconfig import ZERO_TIME, GoTime, rfc3339nano
@@ -389,3 +390,26 @@ def test_status_words_as_docker() -> None:
     assert status(_state(RemovalInProgress=True, Dead=True), t0) == "Removal In Progress"
     assert status(_state(StartedAt=started), t0) == ""  # started, never finished, not running
     assert status({"State": "bogus"}, t0) == "Created"
+
+
+def test_records_that_would_name_dirs_outside_overlay2_are_not_used(tmp_path: Path) -> None:
+    """mount-id, init-id, parent and lower elements become paths: only dockerd's shapes pass."""
+    store = ContainerStore(tmp_path)
+    container_id = "c" * 64
+    (store.containers_dir / container_id).mkdir(parents=True)
+    (store.containers_dir / container_id / "config.v2.json").write_text('{"Name": "/x"}')
+    mount = store.mounts_dir / container_id
+    mount.mkdir(parents=True)
+    for mount_id, parent in (("../../../victim", ""), ("d" * 64, "sha256:../x"), ("d" * 64, "sha256:" + "e" * 64)):
+        (mount / "mount-id").write_text(mount_id)
+        (mount / "init-id").write_text(mount_id + "-init")
+        (mount / "parent").write_text(parent)
+        assert [c.mount_id for c in store.list()] == ([mount_id] if parent.endswith("e" * 64) else [])
+    links = tmp_path / "overlay2" / "l"
+    links.mkdir(parents=True)
+    (links / ("A" * 26)).symlink_to("../" + "f" * 64 + "/diff")
+    (links / ("B" * 26)).symlink_to("../../../victim/diff")
+    assert overlay2_dir_of_link(links, "l/" + "A" * 26) == "f" * 64
+    for element in ("l/" + "B" * 26, "l/../../victim", "/etc"):
+        with pytest.raises(StoreError, match="not a layer link"):
+            overlay2_dir_of_link(links, element)

@@ -39,6 +39,7 @@ from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.store import DockerStore
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LOWER_ELEMENT = re.compile(r"l/([A-Z2-7]{26})")
 
 
 class NoSuchContainer(EmustoreError):
@@ -130,6 +131,8 @@ class ContainerStore:
         try:
             while chain:
                 record = self.store.layers.read(chain)
+                if not _HEX64.fullmatch(record.cache_id):
+                    raise ValueError("not a cache id")  # it names a dir under overlay2/
                 diffs.append(self.store.overlay2.diff_dir(record.cache_id))
                 chain = record.parent
         except (OSError, ValueError):
@@ -297,8 +300,12 @@ def _created_key(container: Container) -> tuple[str, str]:
 
 
 def overlay2_dir_of_link(links: Path, element: str) -> str:
-    """The overlay2 dir name an `l/<link>` lower element points at."""
-    return os.readlink(links / element.removeprefix("l/")).split("/")[1]
+    """The overlay2 dir name an `l/<link>` lower element points at (`../<cache id>/diff`)."""
+    match = _LOWER_ELEMENT.fullmatch(element)
+    target = os.readlink(links / match[1]).split("/") if match else []
+    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not _HEX64.fullmatch(target[1]):
+        raise StoreError("not a layer link in a lower file: %s" % element)
+    return target[1]
 
 
 def _remove(path: Path) -> None:
