@@ -16,6 +16,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     p.add_argument("source", metavar="SRC", help="host path, or CONTAINER:PATH")
     p.add_argument("target", metavar="DEST", help="CONTAINER:PATH, or host path")
+    p.add_argument("--force", action="store_true", help="copy into a container even of a root a running dockerd owns")
     add_root_argument(p)
     p.set_defaults(func=run)
 
@@ -45,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     if source_container:
         store.copy_out(store.find(source_container), source, target, args.source)
     else:
-        store.change(store.find(target_container), [(source, target)], [])
+        store.change(store.find(target_container), [(source, target)], [], force=args.force)
     return 0

@@ -24,6 +24,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--rm-file", action="append", default=[], metavar="PATH",
         help="delete PATH in the container's layer (an overlay whiteout)",
     )
+    p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
     add_root_argument(p)
     p._option_string_actions["--root"].required = False  # may also come last: see trailing_root
     p.add_argument("image", metavar="IMAGE")
@@ -76,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         cmd=tuple(command),
     )
     store = ContainerStore(root)
-    container = store.create(options)
+    container = store.create(options, force=args.force)
     if additions or args.rm_file:
         try:
-            store.change(container, additions, args.rm_file)
+            store.change(container, additions, args.rm_file, force=args.force)
         except BaseException:
             store.remove(container)
             raise

@@ -8,6 +8,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,28 @@ def test_hostile_paths_stay_inside(hostile_image: PushedImage, module_canary: Pa
     assert os.readlink(dest / "data" / "link") == "/data/sub"
     assert sorted(os.listdir(upper)) == ["app", "dir"]  # /rel/.. is "/": dir again; /abs/ and /deep/rel/sub missing
     assert check(root) == []
+
+
+def test_writes_refused_while_a_dockerd_owns_the_root(root: Path, image: PushedImage, tmp_path: Path) -> None:
+    """create and cp into a container write where a live dockerd may have layers mounted: refused
+    unless --force; reading (cp out, ps) is not. The stand-in is a process whose argv[0] is dockerd."""
+    assert cli(root, "create", "--name", "web", image.reference).returncode == 0
+    (tmp_path / "f").write_text("f\n")
+    stand_in = subprocess.Popen(
+        ["dockerd", "-c", "import time; time.sleep(120)", "--data-root", str(root)], executable=sys.executable
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while b"--data-root" not in Path(f"/proc/{stand_in.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = _snapshot(root, tmp_path)
+        for args in (["create", image.reference], ["create", "--rm-file", "/bin/ls", image.reference], ["cp", str(tmp_path / "f"), "web:/"]):
+            result = cli(root, *args)
+            assert result.returncode == 1 and "is in use by a running dockerd" in result.stderr, (args, result.stderr)
+        assert diff_trees(before, root) == [] and os.listdir(root / "containers") == os.listdir(before / "containers")
+        assert cli(root, "cp", "web:/bin/sh", str(tmp_path)).returncode == 0 and cli(root, "ps", "-a").returncode == 0
+        assert cli(root, "cp", "--force", str(tmp_path / "f"), "web:/").returncode == 0
+        assert cli(root, "create", "--force", image.reference).returncode == 0
+    finally:
+        stand_in.kill()
+        stand_in.wait()

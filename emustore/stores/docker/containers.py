@@ -36,6 +36,7 @@ from emustore.stores.docker.copypaths import (
 from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
+from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -148,8 +149,10 @@ class ContainerStore:
 
     # writing
 
-    def create(self, options: CreateOptions) -> Container:
-        """Write a container in the Created state for `options.image_text` and return it."""
+    def create(self, options: CreateOptions, force: bool = False) -> Container:
+        """Write a container in the Created state for `options.image_text` and return it
+        (into a root a running dockerd owns only with `force`)."""
+        check_not_owned(self.layout.root, force)
         image = Catalog(self.layout.root).resolve(options.image_text)
         config = image.decoded.config or {}
         if config.get("Volumes"):
@@ -262,8 +265,12 @@ class ContainerStore:
             _remove(self.mounts_dir / container.id)
             _remove(doomed)
 
-    def change(self, container: Container, additions: list[tuple[str, str]], deletions: list[str]) -> None:
-        """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts)."""
+    def change(
+        self, container: Container, additions: list[tuple[str, str]], deletions: list[str], force: bool = False
+    ) -> None:
+        """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts).
+        A running dockerd may have the container's layers mounted: its root is refused unless `force`."""
+        check_not_owned(self.layout.root, force)
         stack = self.stack(container)
         with self.store.lock():
             self._require(container)
