@@ -34,7 +34,7 @@ from emustore.stores.docker.containerstate import is_running
 from tests.support.containertree import diff_roots_with_containers
 from tests.support.dockerd import Dockerd
 from tests.support.imagebuild import canonical_json
-from tests.support.imagefactory import ImageBuilder, LayerBuilder, PushedImage, busybox_image
+from tests.support.imagefactory import CAP_NET_BIND_SERVICE, ImageBuilder, LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
 from tests.support.treecompare import diff_trees
 
@@ -210,6 +210,7 @@ def cp_image() -> ImageBuilder:
         LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n", mode=0o640)
         .symlink("data/link", "/data/sub").symlink("app", "/").symlink("sublink", "data/sub")
         .dir("hard/").file("hard/a", b"linked\n").hardlink("hard/b", "hard/a").dir("links/").symlink("links/up", "../../..")
+        .file("data/cap", b"cap\n", mode=0o755, xattrs={"security.capability": CAP_NET_BIND_SERVICE, "user.note": b"x"})
     )
     return busybox_image("docker", cmd=("sh",)).layer(extra, created_by="cp paths")
 
@@ -243,6 +244,8 @@ def _cp_host_tree(host: Path) -> None:
     os.chmod(host / "file", 0o4750)
     os.chown(host / "file", 1234, 567)
     (host / "flink").symlink_to("file")
+    os.setxattr(host / "dir" / "inner" / "f", "security.capability", CAP_NET_BIND_SERVICE)
+    os.setxattr(host / "dir" / "inner" / "f", "user.note", b"not carried")
     (host / "hard").mkdir()
     (host / "hard" / "x").write_text("x\n")
     os.link(host / "hard" / "x", host / "hard" / "y")
@@ -262,15 +265,15 @@ def _out_dirs(base: Path) -> None:
             (base / str(n) / "data" / "kept").write_text("merged with\n")
 
 
-def _opaque(path: Path) -> bytes:
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False)
-    except OSError:
-        return b""
+def _xattrs(path: Path) -> tuple[tuple[str, bytes], ...]:
+    """The opaque mark and what a copy may carry; not what the kernel's overlayfs adds (§5.2)."""
+    names = os.listxattr(path, follow_symlinks=False)
+    kept = [n for n in names if n == "trusted.overlay.opaque" or not n.startswith("trusted.overlay.")]
+    return tuple(sorted((n, os.getxattr(path, n, follow_symlinks=False)) for n in kept))
 
 
 def _copied(top: Path, since: float, rel: str = "") -> dict[str, tuple[Any, ...]]:
-    """Every entry below `top`: type, mode, owner, content or target, opaque mark, link count and
+    """Every entry below `top`: type, mode, owner, content or target, xattrs, link count and
     the times docker cp sets (mtime; atime = mtime, or the epoch for dirs). Times the kernel set
     (mtime after `since`; a copied-up dir's atime) are only checked to be of that kind. Each
     entry is lstat-ed before it is read or listed, which may move its atime."""
@@ -283,7 +286,7 @@ def _copied(top: Path, since: float, rel: str = "") -> dict[str, tuple[Any, ...]
         times = "recent" if st.st_mtime >= since else (st.st_mtime_ns, st.st_atime_ns if atime_by_copy else "kernel")
         content = os.readlink(path) if kind == "l" else path.read_bytes() if kind == "f" else None
         found[posixpath.join(rel, name)] = (
-            kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content, _opaque(path) if kind != "l" else b"",
+            kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content, _xattrs(path) if kind != "l" else (),
             times, st.st_nlink if kind == "f" else 0,
         )
         if kind == "d":
@@ -341,6 +344,7 @@ def test_cp_matches_docker_cp(
     assert ours_in == theirs_in, "\n".join(f"{k}: docker {theirs_in.get(k)} emustore {ours_in.get(k)}" for k in sorted(theirs_in.keys() | ours_in.keys()) if theirs_in.get(k) != ours_in.get(k))
     assert theirs_in["dir/inner/f"][6] == (int(WHEN) * 10**9, int(WHEN) * 10**9)  # whole seconds, atime = mtime
     assert theirs_in["dir"][6] == (int(WHEN) * 10**9, 0)  # dirs: atime the epoch
+    assert [x[0] for x in theirs_in["dir/inner/f"][5]] == ["security.capability"]  # the one xattr carried
     assert os.listdir(upper["emf"]) == []  # refused before anything was written
     for n in range(len(COPY_OUT)):
         theirs_out, ours_out = (_copied(tmp_path / ("out-" + side) / str(n), since) for side in ("dk", "em"))

@@ -24,6 +24,7 @@ from emustore.stores.docker.containers import Container, ContainerStore, copy_in
 from emustore.stores.docker.containerstate import is_running, status
 from emustore.stores.docker.copypaths import CONTENTS, CopyError, Target, container_source, host_source, placement
 from emustore.stores.docker.goconfig import ZERO_TIME, GoTime, rfc3339nano
+from tests.support.imagefactory import CAP_NET_BIND_SERVICE
 
 ID = "ab" * 32
 IMAGE = {"Env": ["PATH=/usr/bin", "LANG=C"], "Cmd": ["sh"], "Labels": {"z": "1", "a": "2"}}
@@ -316,7 +317,8 @@ def _times(path: Path) -> tuple[int, int]:
 
 
 def test_copies_carry_what_docker_cp_carries(tmp_path: Path) -> None:
-    """Whole-second mtimes, atime = mtime (dirs: the epoch), modes, hard links, owners inward only."""
+    """Whole-second mtimes, atime = mtime (dirs: the epoch), modes, hard links, security.capability
+    and no other xattr, owners inward only."""
     stack = _stack(tmp_path, 2)
     source = tmp_path / "src"
     (source / "d").mkdir(parents=True)
@@ -326,6 +328,8 @@ def test_copies_carry_what_docker_cp_carries(tmp_path: Path) -> None:
     os.chown(source / "d" / "f", 1234, 567)
     os.chmod(source / "d" / "f", 0o4751)
     os.chmod(source / "d", 0o710)
+    os.setxattr(source / "d" / "f", "security.capability", CAP_NET_BIND_SERVICE)
+    os.setxattr(source / "d" / "f", "user.note", b"stays behind")
     when = 1_577_934_245_678_901_234  # 2020-01-02T03:04:05.678901234Z
     for path in (source / "d" / "f", source / "d" / "l", source / "d"):
         os.utime(path, ns=(when + 10**9, when), follow_symlinks=False)
@@ -337,6 +341,7 @@ def test_copies_carry_what_docker_cp_carries(tmp_path: Path) -> None:
     assert (inside / "f").stat().st_ino == (inside / "hard").stat().st_ino
     assert (stat.S_IMODE((inside / "f").stat().st_mode), (inside / "f").stat().st_uid) == (0o4751, 1234)
     assert stat.S_IMODE(inside.stat().st_mode) == 0o710
+    assert os.listxattr(inside / "f") == ["security.capability"]  # set after the chown, which drops it
 
     out = tmp_path / "out"
     out.mkdir()
@@ -345,6 +350,7 @@ def test_copies_carry_what_docker_cp_carries(tmp_path: Path) -> None:
     assert (out / "d" / "f").stat().st_ino == (out / "d" / "hard").stat().st_ino
     assert ((out / "d" / "f").stat().st_uid, stat.S_IMODE((out / "d" / "f").stat().st_mode)) == (os.getuid(), 0o4751)
     assert os.readlink(out / "d" / "l") == "f"
+    assert os.getxattr(out / "d" / "f", "security.capability") == CAP_NET_BIND_SERVICE
 
 
 def test_conflicts_and_escaping_links_are_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 `copy_tree` walks the source (a host dir, or the container's merged view; no symlink is ever
 followed) into entries holding what the CLI's tar keeps: type, mode, owner, mtime in whole
-seconds, link targets, hard links within the copy. Every entry is checked against the
-destination before anything is written (dockerd's refusals: a dir over a non-dir or the
+seconds, link targets, hard links within the copy, security.capability (no other xattr).
+Every entry is checked against the destination before anything is written (dockerd's
+refusals: a dir over a non-dir or the
 reverse, a symlink pointing out of the extraction dir; and emustore's: anything but files, dirs
 and symlinks), then written afresh in a dir this copy made or checked, so nothing lands outside
 the extraction dir. Times are those dockerd's untar sets: the mtime of the header, atime = mtime
@@ -12,6 +13,7 @@ for files and symlinks, the Unix epoch for dirs.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -25,6 +27,7 @@ from emustore.stores.docker.containerfs import OPAQUE_XATTR, ROOT, LayerStack, a
 from emustore.stores.docker.copypaths import CopyError
 
 COPY_CHUNK = 1 << 20
+CAPABILITY_XATTR = "security.capability"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Entry:
     mtime: int  # whole seconds, as the tar header carries it
     link: str  # symlink target
     first: PurePosixPath | None  # a hard link: the entry copied before with the same inode
+    capability: bytes | None  # security.capability, the one xattr docker cp's tar carries
 
 
 class SourceTree(Protocol):
@@ -190,7 +194,17 @@ def walk(tree: SourceTree, top: str) -> Iterator[Entry]:
         yield Entry(
             rel, path, kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns // 1_000_000_000,
             os.readlink(path) if kind == "l" else "", first if first != rel else None,
+            _capability(path) if kind != "l" else None,
         )
+
+
+def _capability(path: Path) -> bytes | None:
+    try:
+        return os.getxattr(path, CAPABILITY_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP):
+            return None
+        raise
 
 
 def _check(entry: Entry, dest: Destination) -> os.stat_result | None:
@@ -243,10 +257,7 @@ def copy_tree(tree: SourceTree, top: str, dest: Destination) -> None:
     for entry in dirs:
         fd = os.open(dest.path(entry.rel), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            if dest.keeps_owner:
-                os.fchown(fd, entry.uid, entry.gid)
-            os.fchmod(fd, entry.mode)
-            os.utime(fd, (0, entry.mtime))
+            _set_metadata(fd, entry, dest.keeps_owner, atime=0)
         finally:
             os.close(fd)
 
@@ -261,10 +272,17 @@ def _copy_file(entry: Entry, target: Path, keeps_owner: bool) -> None:
         with open(source, "rb", closefd=False) as reader, open(fd, "wb") as writer:
             shutil.copyfileobj(reader, writer, COPY_CHUNK)
             writer.flush()
-            if keeps_owner:
-                os.fchown(fd, entry.uid, entry.gid)
-            os.fchmod(fd, entry.mode)
-            os.utime(fd, (entry.mtime, entry.mtime))
+            _set_metadata(fd, entry, keeps_owner, atime=entry.mtime)
     finally:
         os.close(source)
+
+
+def _set_metadata(fd: int, entry: Entry, keeps_owner: bool, atime: int) -> None:
+    """Owner, then the capability (a chown drops it), mode and times, as dockerd's untar sets them."""
+    if keeps_owner:
+        os.fchown(fd, entry.uid, entry.gid)
+    if entry.capability is not None:
+        os.setxattr(fd, CAPABILITY_XATTR, entry.capability)
+    os.fchmod(fd, entry.mode)
+    os.utime(fd, (atime, entry.mtime))
 
