@@ -4,16 +4,15 @@ dockerd pulls an image and creates two containers (named with env/entrypoint/cmd
 in its root; emustore does the same in another; the trees must be equal once ids, times and
 generated names are normalised. Then a dockerd on emustore's root lists, diffs, runs and removes
 a container whose upper layer emustore changed (cp, whiteout), and `emustore rm` leaves the
-root as it was before `create` (but for the image's `committed`, as dockerd leaves it).
+root as it was before `create` (but for the image's `committed`, as dockerd leaves it). `ps` is
+compared cell by cell with `docker ps` for containers dockerd ran. (`cp`: test_containers_cp.py.)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import posixpath
 import re
-import stat
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from emustore.stores.docker.containerstate import is_running
 from tests.support.containertree import diff_roots_with_containers
 from tests.support.dockerd import Dockerd
 from tests.support.imagebuild import canonical_json
-from tests.support.imagefactory import CAP_NET_BIND_SERVICE, ImageBuilder, LayerBuilder, PushedImage, busybox_image
+from tests.support.imagefactory import ImageBuilder, LayerBuilder, PushedImage, busybox_image
 from tests.support.registry import RegistryServer
 from tests.support.treecompare import diff_trees
 
@@ -199,158 +198,6 @@ def _without_created(text: str) -> list[list[str]]:
     """`ps` rows split on runs of 2+ spaces, CREATED (4th column) dropped (it moves with time)."""
     rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
     return [row[:3] + row[4:] for row in rows]
-
-
-# `cp`: the same inputs through `docker cp` (20.10) and `emustore cp`
-
-
-def cp_image() -> ImageBuilder:
-    """busybox plus what cp meets: a symlink to "/", one to a dir, hard links, a link climbing up."""
-    extra = (
-        LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n", mode=0o640)
-        .symlink("data/link", "/data/sub").symlink("app", "/").symlink("sublink", "data/sub")
-        .dir("hard/").file("hard/a", b"linked\n").hardlink("hard/b", "hard/a").dir("links/").symlink("links/up", "../../..")
-        .file("data/cap", b"cap\n", mode=0o755, xattrs={"security.capability": CAP_NET_BIND_SERVICE, "user.note": b"x"})
-    )
-    return busybox_image("docker", cmd=("sh",)).layer(extra, created_by="cp paths")
-
-
-@pytest.fixture(scope="module")
-def cp_images(registry: RegistryServer) -> tuple[PushedImage, PushedImage]:
-    """(with the paths above, plain busybox: no link in it climbs out of a copy of its root)."""
-    return cp_image().push(registry.host, "ct/cp", "v1"), busybox_image("docker", cmd=("sh",)).push(registry.host, "ct/plain", "v1")
-
-
-COPY_IN = [  # host source (below host/), container DEST
-    ("dir", "/data"), ("dir/inner/..", "/"), ("dir/inner/..", "/named"), ("dir/.", "/bin"), ("dir/", "/trail"),
-    ("flink", "/"), ("file", "/app/data/sub/"), ("file", "/etc/..//renamed"), ("file", "bin/relative"),
-    ("dir", "/app"), ("file", "/sublink"), ("hard", "/data/"), ("file", "/data/sub/f"),
-]
-COPY_IN_REFUSED = [("esc", "/data"), ("file", "/nope/x"), ("dir", "/data/sub/f"), ("file", "/newdir/"), ("conf/.", "/")]
-COPY_OUT = [  # (plain image?, container SRC, DEST below out/<n>/)
-    (True, "/etc/..", "x"), (True, "/etc/..", ""), (False, "/data/sub/..", ""), (False, "/bin/.", "bin"),
-    (False, "/app/data", ""), (False, "/data/link", ""), (False, "/data/link/", ""), (False, "/hard", ""),
-    (False, "/etc/hosts", "renamed"), (False, "/data//sub/f", "existing"), (False, "/data", ""),
-]
-COPY_OUT_REFUSED = [(False, "/etc/..", "x"), (False, "/nope", ""), (False, "/data", "existing"), (False, "/etc/hosts", "missing/"), (False, "/data/sub/f/", "")]
-WHEN = 1_577_934_245.678901  # sub-second source times: docker cp keeps whole seconds
-
-
-def _cp_host_tree(host: Path) -> None:
-    (host / "dir" / "inner").mkdir(parents=True)
-    (host / "dir" / "inner" / "f").write_text("payload\n")
-    (host / "dir" / "rel").symlink_to("inner/f")
-    (host / "file").write_text("file\n")
-    os.chmod(host / "file", 0o4750)
-    os.chown(host / "file", 1234, 567)
-    (host / "flink").symlink_to("file")
-    os.setxattr(host / "dir" / "inner" / "f", "security.capability", CAP_NET_BIND_SERVICE)
-    os.setxattr(host / "dir" / "inner" / "f", "user.note", b"not carried")
-    (host / "hard").mkdir()
-    (host / "hard" / "x").write_text("x\n")
-    os.link(host / "hard" / "x", host / "hard" / "y")
-    (host / "esc").mkdir()
-    (host / "esc" / "up").symlink_to("../../..")
-    (host / "conf" / "bin" / "busybox").mkdir(parents=True)
-    for path in sorted(host.rglob("*"), reverse=True) + [host]:
-        os.utime(path, (WHEN + 1000, WHEN), follow_symlinks=False)
-
-
-def _out_dirs(base: Path) -> None:
-    for n, (_, _, target) in enumerate(COPY_OUT + COPY_OUT_REFUSED):
-        (base / str(n)).mkdir(parents=True)
-        (base / str(n) / "existing").write_text("there before\n")
-        if target == "" and n < len(COPY_OUT):
-            (base / str(n) / "data").mkdir()
-            (base / str(n) / "data" / "kept").write_text("merged with\n")
-
-
-def _xattrs(path: Path) -> tuple[tuple[str, bytes], ...]:
-    """The opaque mark and what a copy may carry; not what the kernel's overlayfs adds (§5.2)."""
-    names = os.listxattr(path, follow_symlinks=False)
-    kept = [n for n in names if n == "trusted.overlay.opaque" or not n.startswith("trusted.overlay.")]
-    return tuple(sorted((n, os.getxattr(path, n, follow_symlinks=False)) for n in kept))
-
-
-def _copied(top: Path, since: float, rel: str = "") -> dict[str, tuple[Any, ...]]:
-    """Every entry below `top`: type, mode, owner, content or target, xattrs, link count and
-    the times docker cp sets (mtime; atime = mtime, or the epoch for dirs). Times the kernel set
-    (mtime after `since`; a copied-up dir's atime) are only checked to be of that kind. Each
-    entry is lstat-ed before it is read or listed, which may move its atime."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for name in sorted(os.listdir(top / rel if rel else top)):
-        path = top / rel / name
-        st = path.lstat()
-        kind = "l" if stat.S_ISLNK(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "f"
-        atime_by_copy = st.st_atime_ns == (0 if kind == "d" else st.st_mtime_ns)
-        times = "recent" if st.st_mtime >= since else (st.st_mtime_ns, st.st_atime_ns if atime_by_copy else "kernel")
-        content = os.readlink(path) if kind == "l" else path.read_bytes() if kind == "f" else None
-        found[posixpath.join(rel, name)] = (
-            kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content, _xattrs(path) if kind != "l" else (),
-            times, st.st_nlink if kind == "f" else 0,
-        )
-        if kind == "d":
-            found.update(_copied(top, since, posixpath.join(rel, name)))
-    return found
-
-
-def _same_times(model: Path, copy: Path) -> None:
-    """Give each entry below `copy` the times of the entry at the same place below `model`."""
-    for path in sorted(model.rglob("*"), reverse=True):
-        st = path.lstat()
-        os.utime(copy / path.relative_to(model), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
-def test_cp_matches_docker_cp(
-    cp_images: tuple[PushedImage, PushedImage], dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
-) -> None:
-    """Issues 13.3 and 14.2: every form (dots, "..", trailing "/", symlinks in the container at any
-    component and last, hard links) lands where docker cp puts it, with docker cp's times, modes
-    and owners; what docker cp refuses, emustore refuses (before writing, where docker stops half-way)."""
-    rich, plain = cp_images
-    root = tmp_path / "root"
-    for pulled in cp_images:
-        pull(pulled.reference, root)
-    for name, pulled in (("dk", rich), ("em", rich), ("dkf", rich), ("emf", rich), ("dko", rich), ("emo", rich), ("dkp", plain), ("emp", plain)):
-        emustore("create", "--name", name, pulled.reference, root=root)
-    store = ContainerStore(root)
-    for kind in ("", "f", "o", "p"):  # the two sides' init layers differ only in when create made them
-        _same_times(*(store.stack(store.find(side + kind)).diffs[1] for side in ("dk", "em")))
-    _cp_host_tree(tmp_path / "host")
-    for side in ("dk", "em"):
-        _out_dirs(tmp_path / ("out-" + side))
-    since = time.time() - 1
-
-    def copy_in(side: str) -> list[int]:
-        run = (lambda *a: daemon.docker("cp", *a, check=False)) if side == "dk" else (lambda *a: emustore("cp", *a, root=root, check=False))
-        host = str(tmp_path / "host") + "/"  # SRC as typed: pathlib would drop a trailing "/" or "/."
-        codes = [run(host + s, side + ":" + d).returncode for s, d in COPY_IN]
-        codes += [run(host + s, side + "f:" + d).returncode for s, d in COPY_IN_REFUSED]
-        for n, (is_plain, source, target) in enumerate(COPY_OUT + COPY_OUT_REFUSED):
-            container = side + ("p" if is_plain else "o")
-            codes.append(run(container + ":" + source, str(tmp_path / ("out-" + side) / str(n)) + "/" + target).returncode)
-        return codes
-
-    daemon = dockerd_factory(root)
-    theirs = copy_in("dk")
-    daemon.stop()
-    ours = copy_in("em")
-    expected = [0] * len(COPY_IN) + [1] * len(COPY_IN_REFUSED) + [0] * len(COPY_OUT) + [1] * len(COPY_OUT_REFUSED)
-    assert [int(c != 0) for c in theirs] == expected
-    assert [int(c != 0) for c in ours] == expected
-
-    upper = {name: store.stack(store.find(name)).upper for name in ("dk", "em", "emf")}
-    theirs_in, ours_in = _copied(upper["dk"], since), _copied(upper["em"], since)
-    assert ours_in == theirs_in, "\n".join(f"{k}: docker {theirs_in.get(k)} emustore {ours_in.get(k)}" for k in sorted(theirs_in.keys() | ours_in.keys()) if theirs_in.get(k) != ours_in.get(k))
-    assert theirs_in["dir/inner/f"][6] == (int(WHEN) * 10**9, int(WHEN) * 10**9)  # whole seconds, atime = mtime
-    assert theirs_in["dir"][6] == (int(WHEN) * 10**9, 0)  # dirs: atime the epoch
-    assert [x[0] for x in theirs_in["dir/inner/f"][5]] == ["security.capability"]  # the one xattr carried
-    assert os.listdir(upper["emf"]) == []  # refused before anything was written
-    for n in range(len(COPY_OUT)):
-        theirs_out, ours_out = (_copied(tmp_path / ("out-" + side) / str(n), since) for side in ("dk", "em"))
-        assert ours_out == theirs_out, (COPY_OUT[n], sorted(set(theirs_out.items()) ^ set(ours_out.items()), key=str)[:20])
-    for n in range(len(COPY_OUT), len(COPY_OUT) + len(COPY_OUT_REFUSED)):
-        assert sorted(os.listdir(tmp_path / "out-em" / str(n))) == ["existing"], COPY_OUT_REFUSED[n - len(COPY_OUT)]
 
 
 # `ps`: STATUS and the other columns of containers dockerd ran
