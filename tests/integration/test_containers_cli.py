@@ -17,9 +17,9 @@ import emustore
 from emustore.fsck import check
 from emustore.stores.docker.containerconfig import CreateOptions
 from emustore.stores.docker.containers import ContainerStore
-from tests.support.canary import changes, snapshot
+from tests.support.canary import changes, make_canary, snapshot
 from tests.support.figures import record
-from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image
+from tests.support.imagefactory import PushedImage, busybox_image
 from tests.support.registry import RegistryServer
 from tests.support.treecompare import diff_trees
 
@@ -187,37 +187,13 @@ def test_cp_both_ways_like_docker_cp(root: Path, image: PushedImage, tmp_path: P
     assert check(root) == []
 
 
-@pytest.fixture(scope="module")
-def module_canary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _canary(tmp_path_factory.mktemp("canary") / "c")
-
-
-def _canary(path: Path) -> Path:
-    (path / "sub" / "inner").mkdir(parents=True)
-    (path / "decoy").write_text("do not touch\n")
-    (path / "sub" / "inner" / "f").write_text("nor this\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def hostile_image(registry: RegistryServer, module_canary: Path) -> PushedImage:
-    """Links aimed out of the root: an absolute host path, and `../` climbs from the diff dir
-    (root/overlay2/<id>/diff/rel -> <tmp>/canary)."""
-    layer = (
-        LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n").symlink("data/link", "/data/sub")
-        .symlink("abs", str(module_canary)).symlink("rel", "../../../../canary").dir("deep/")
-        .symlink("deep/rel", "../../../../../canary")
-    )
-    return busybox_image("docker", cmd=("sh",)).layer(layer, created_by="links aimed outside").push(registry.host, "cli/hostile", "v1")
-
-
 def test_hostile_paths_stay_inside(hostile_image: PushedImage, module_canary: Path, tmp_path: Path) -> None:
     """Issue 13: `create --add-file LINK:/app --rm-file /app/x` and `cp` with `..` forms, through
     the image's links and links cp put there: each is contained or refused, and nothing outside
     what the command may write changes (the canaries, host files, image layers, overlay2/<m>/)."""
     root = tmp_path / "root"
     emustore.pull(hostile_image.reference, root=root)
-    _canary(tmp_path / "canary")
+    make_canary(tmp_path / "canary")
     host = tmp_path / "host"
     (host / "dir" / "inner").mkdir(parents=True)
     (host / "dir" / "inner" / "f").write_text("payload\n")

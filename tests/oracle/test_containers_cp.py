@@ -22,7 +22,7 @@ import pytest
 from emustore.pull import pull
 from emustore.stores.docker.containers import ContainerStore
 from tests.oracle.test_containers import emustore
-from tests.support.canary import changes, snapshot
+from tests.support.canary import changes, make_canary, snapshot
 from tests.support.dockerd import Dockerd
 from tests.support.figures import record
 from tests.support.imagefactory import CAP_NET_BIND_SERVICE, ImageBuilder, LayerBuilder, PushedImage, busybox_image
@@ -183,29 +183,6 @@ def test_cp_matches_docker_cp(
 # hostile inputs: links of the image aimed at a canary beside the root
 
 
-def _canary(path: Path) -> Path:
-    (path / "sub" / "inner").mkdir(parents=True)
-    (path / "decoy").write_text("do not touch\n")
-    (path / "sub" / "inner" / "f").write_text("nor this\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def module_canary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _canary(tmp_path_factory.mktemp("canary") / "c")
-
-
-@pytest.fixture(scope="module")
-def hostile_image(registry: RegistryServer, module_canary: Path) -> PushedImage:
-    """An absolute host path, and `../` climbs from the diff dir to <tmp>/canary (root is <tmp>/root)."""
-    layer = (
-        LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n").symlink("abs", str(module_canary))
-        .symlink("rel", "../../../../canary").dir("deep/").symlink("deep/rel", "../../../../../canary")
-        .symlink("deep/decoy", "../../../../../canary/decoy")
-    )
-    return busybox_image("docker", cmd=("sh",)).layer(layer, created_by="links aimed outside").push(registry.host, "ct/hostile", "v1")
-
-
 HOSTILE = [  # ("in", host SRC, container DEST) or ("out", container SRC, DEST below out/<n>/)
     ("in", "file", "/abs/"), ("in", "file", "/rel/decoy"), ("in", "dir", "/deep/rel/sub"), ("in", "file", "/deep/decoy"),
     ("in", "dir/inner/..", "/rel"), ("in", "dir/inner/..", "/rel/.."), ("in", "link", "/deep/"), ("in", "file", "/abs"),
@@ -222,7 +199,7 @@ def test_hostile_cp_inputs_docker_and_emustore_agree(
     gives the same outcome and tree with docker and with emustore, and neither touches a canary."""
     root = tmp_path / "root"
     pull(hostile_image.reference, root)
-    _canary(tmp_path / "canary")
+    make_canary(tmp_path / "canary")
     host = tmp_path / "host"
     (host / "dir" / "inner").mkdir(parents=True)
     (host / "dir" / "inner" / "f").write_text("payload\n")

@@ -1,10 +1,13 @@
-"""Witness that nothing outside the allowed dirs changed: a snapshot of a tree, before and after."""
+"""Hostile-path tests: a canary dir to aim at, a layer aiming at it, and the witness that nothing
+outside the allowed dirs changed (a snapshot of a tree, before and after)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+
+from tests.support.tarlayer import LayerBuilder
 
 Snapshot = dict[str, tuple[int, int, int, int, int, str]]
 
@@ -32,3 +35,21 @@ def snapshot(top: Path, skip: tuple[Path, ...] = ()) -> Snapshot:
 def changes(before: Snapshot, after: Snapshot) -> list[str]:
     """The paths that appeared, went or changed between two snapshots."""
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def make_canary(path: Path) -> Path:
+    """A dir hostile paths aim at: decoy (a file) and sub/inner/f."""
+    (path / "sub" / "inner").mkdir(parents=True)
+    (path / "decoy").write_text("do not touch\n")
+    (path / "sub" / "inner" / "f").write_text("nor this\n")
+    return path
+
+
+def hostile_links_layer(canary: Path) -> LayerBuilder:
+    """A layer whose links aim out of a root at <tmp>/root: an absolute host path (`canary`), and
+    `../` climbs from the diff dir (root/overlay2/<id>/diff/rel) to <tmp>/canary."""
+    return (
+        LayerBuilder().dir("data/").dir("data/sub/").file("data/sub/f", b"f\n").symlink("data/link", "/data/sub")
+        .symlink("abs", str(canary)).symlink("rel", "../../../../canary").dir("deep/")
+        .symlink("deep/rel", "../../../../../canary").symlink("deep/decoy", "../../../../../canary/decoy")
+    )

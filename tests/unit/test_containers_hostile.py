@@ -21,7 +21,7 @@ import pytest
 from emustore.errors import EmustoreError
 from emustore.stores.docker.containerfs import LayerStack, write_init_layer
 from emustore.stores.docker.containers import copy_in, copy_out
-from tests.support.canary import changes, snapshot
+from tests.support.canary import changes, make_canary, snapshot
 from tests.support.figures import record
 
 FIGURES = {"cases": 0, "refused": 0, "contained": 0, "outside_changes": 0}
@@ -48,10 +48,7 @@ class World:
 
 
 def _world(top: Path) -> World:
-    outside = top / "outside"
-    (outside / "sub" / "inner").mkdir(parents=True)
-    (outside / "decoy").write_text("do not touch\n")
-    (outside / "sub" / "inner" / "f").write_text("nor this\n")
+    outside = make_canary(top / "outside")
     diffs = [top / "layers" / name for name in ("up", "init", "low")]
     for diff in diffs:
         diff.mkdir(parents=True)
