@@ -51,13 +51,15 @@ def cp_images(registry: RegistryServer) -> tuple[PushedImage, PushedImage]:
 COPY_IN = [  # host source (below host/), container DEST
     ("dir", "/data"), ("dir/inner/..", "/"), ("dir/inner/..", "/named"), ("dir/.", "/bin"), ("dir/", "/trail"),
     ("flink", "/"), ("file", "/app/data/sub/"), ("file", "/etc/..//renamed"), ("file", "bin/relative"),
-    ("dir", "/app"), ("file", "/sublink"), ("hard", "/data/"), ("file", "/data/sub/f"),
+    ("dir", "/app"), ("file", "/sublink"), ("hard", "/data/"), ("file", "/data/sub/f"), ("dir", "/newdir/"),
+    ("dir/.", "/contents"),
 ]
 COPY_IN_REFUSED = [("esc", "/data"), ("file", "/nope/x"), ("dir", "/data/sub/f"), ("file", "/newdir/"), ("conf/.", "/")]
 COPY_OUT = [  # (plain image?, container SRC, DEST below out/<n>/)
     (True, "/etc/..", "x"), (True, "/etc/..", ""), (False, "/data/sub/..", ""), (False, "/bin/.", "bin"),
     (False, "/app/data", ""), (False, "/data/link", ""), (False, "/data/link/", ""), (False, "/hard", ""),
-    (False, "/etc/hosts", "renamed"), (False, "/data//sub/f", "existing"), (False, "/data", ""),
+    (False, "/etc/hosts", "renamed"), (False, "/data//sub/f", "existing"), (False, "/data", ""), (True, "/", "y"),
+    (False, "data/sub", ""), (False, "/etc/hosts", "dlink"),
 ]
 COPY_OUT_REFUSED = [(False, "/etc/..", "x"), (False, "/nope", ""), (False, "/data", "existing"), (False, "/etc/hosts", "missing/"), (False, "/data/sub/f/", "")]
 WHEN = 1_577_934_245.678901  # sub-second source times: docker cp keeps whole seconds
@@ -87,6 +89,7 @@ def _out_dirs(base: Path) -> None:
     for n, (_, _, target) in enumerate(COPY_OUT + COPY_OUT_REFUSED):
         (base / str(n)).mkdir(parents=True)
         (base / str(n) / "existing").write_text("there before\n")
+        (base / str(n) / "dlink").symlink_to("target")  # a DEST that is a link: followed
         if target == "" and n < len(COPY_OUT):
             (base / str(n) / "data").mkdir()
             (base / str(n) / "data" / "kept").write_text("merged with\n")
@@ -177,7 +180,7 @@ def test_cp_matches_docker_cp(
         theirs_out, ours_out = (_copied(tmp_path / ("out-" + side) / str(n), since) for side in ("dk", "em"))
         assert ours_out == theirs_out, (COPY_OUT[n], sorted(set(theirs_out.items()) ^ set(ours_out.items()), key=str)[:20])
     for n in range(len(COPY_OUT), len(COPY_OUT) + len(COPY_OUT_REFUSED)):
-        assert sorted(os.listdir(tmp_path / "out-em" / str(n))) == ["existing"], COPY_OUT_REFUSED[n - len(COPY_OUT)]
+        assert sorted(os.listdir(tmp_path / "out-em" / str(n))) == ["dlink", "existing"], COPY_OUT_REFUSED[n - len(COPY_OUT)]
 
 
 # hostile inputs: links of the image aimed at a canary beside the root
