@@ -194,3 +194,25 @@ def test_figures() -> None:
     assert FIGURES["outside_changes"] == 0
     if FIGURES["cases"]:
         assert FIGURES["cases"] == len(CASES)
+
+
+def test_errors_naming_hostile_names_stay_on_one_line(tmp_path: Path) -> None:
+    """Names from a layer (or the command line) may hold newlines and undecodable bytes."""
+    world = _world(tmp_path)
+    low = world.stack.diffs[-1]
+    odd = low / "bad\nname"
+    odd.mkdir()
+    os.mkfifo(odd / "fifo\x1b[2J")
+    os.symlink("../../..\nx", os.fsencode(low) + b"/link\xff")
+    (world.host / "new\nline").write_text("x")
+    failures = [
+        lambda: copy_out(world.stack, "/bad\nname", str(world.dest), "c:/bad\nname"),  # a fifo in it
+        lambda: copy_out(world.stack, "/", str(world.dest) + "/x", "c:/"),  # the link climbs out of x
+        lambda: copy_in(world.stack, str(world.host / "new\nline"), "/nope\n/"),
+        lambda: world.stack.delete("/gone\n"),
+    ]
+    for failure in failures:
+        with pytest.raises(EmustoreError) as caught:
+            failure()
+        assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value), str(caught.value)
+        assert "\\n" in str(caught.value) or "\\x1b" in str(caught.value), str(caught.value)

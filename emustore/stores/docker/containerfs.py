@@ -41,7 +41,19 @@ INIT_PATHS = (
 _MISSING, _HIDDEN, _VISIBLE, _OPAQUE = range(4)
 
 
-class ContainerPathError(EmustoreError):
+def one_line(text: str) -> str:
+    """`text` with what is not printable (a newline in a file name, undecodable bytes) escaped."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class PathError(EmustoreError):
+    """An error naming paths, which may hold any character but "/" and NUL: kept to one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+class ContainerPathError(PathError):
     """A path in the container that cannot be used for the change asked."""
 
 

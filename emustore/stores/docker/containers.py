@@ -23,7 +23,7 @@ from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
 from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
-from emustore.stores.docker.containerfs import LayerStack, write_init_layer
+from emustore.stores.docker.containerfs import LayerStack, one_line, write_init_layer
 from emustore.stores.docker.copypaths import (
     container_extract_dir,
     container_source,
@@ -311,7 +311,7 @@ def overlay2_dir_of_link(links: Path, element: str) -> str:
     match = _LOWER_ELEMENT.fullmatch(element)
     target = os.readlink(links / match[1]).split("/") if match else []
     if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not _HEX64.fullmatch(target[1]):
-        raise StoreError("not a layer link in a lower file: %s" % element)
+        raise StoreError("not a layer link in a lower file: %s" % one_line(element))
     return target[1]
 
 

@@ -18,14 +18,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from emustore.errors import EmustoreError
-from emustore.stores.docker.containerfs import ContainerPathError, LayerStack, absolute, clean
+from emustore.stores.docker.containerfs import ContainerPathError, LayerStack, PathError, absolute, clean
 
 CONTENTS = "."
 MAX_DEST_LINKS = 10  # the CLI follows a host DEST symlink this many times
 
 
-class CopyError(EmustoreError):
+class CopyError(PathError):
     """A copy that cannot be done as asked."""
 
 
