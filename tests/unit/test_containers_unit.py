@@ -419,3 +419,21 @@ def test_records_that_would_name_dirs_outside_overlay2_are_not_used(tmp_path: Pa
     for element in ("l/" + "B" * 26, "l/../../victim", "/etc"):
         with pytest.raises(StoreError, match="not a layer link"):
             overlay2_dir_of_link(links, element)
+
+
+def test_resolution_work_grows_with_the_path_not_its_square(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 links, each walking 200 dirs down and back up: one lstat per diff and component, never
+    the whole path again at each step (a hostile image could make that quadratic)."""
+    stack = _stack(tmp_path, 3)
+    base = stack.diffs[-1]
+    deep = base.joinpath(*["a"] * 200)
+    deep.mkdir(parents=True)
+    (base / "end").mkdir()
+    for k in range(40):
+        (base / ("l%d" % k)).symlink_to("/" + "a/" * 200 + "../" * 200 + ("l%d" % (k + 1) if k < 39 else "end"))
+    calls = []
+    for name in ("lstat", "stat"):  # Path.lstat() calls os.stat
+        monkeypatch.setattr(os, name, lambda *a, real=getattr(os, name), **k: calls.append(1) or real(*a, **k))
+    assert stack.resolve("/l0/x", follow_last=True) == PurePosixPath("end/x")
+    components = 40 * 401 + 2
+    assert len(calls) <= 2 * len(stack.diffs) * components, len(calls)

@@ -87,22 +87,55 @@ def absolute(rel: PurePosixPath) -> str:
     return "/" + "/".join(rel.parts)
 
 
-def _chain(diff: Path, dirs: Sequence[str]) -> int:
-    """How the dir path `dirs` looks in one diff: missing, hidden (a non-dir or whiteout on the
-    way, or missing below an opaque dir), visible, or visible below an opaque dir (nothing under
-    it shows from lower diffs). Each component is lstat-ed in turn: no symlink is followed."""
-    here = diff
-    opaque = False
-    for part in dirs:
-        here = here / part
-        try:
-            st = here.lstat()
-        except FileNotFoundError:
-            return _HIDDEN if opaque else _MISSING
-        if not stat.S_ISDIR(st.st_mode):
-            return _HIDDEN
-        opaque = opaque or _is_opaque(here)
-    return _OPAQUE if opaque else _VISIBLE
+class MergedDir:
+    """One dir of the merged view: its host path in each diff that may show entries there, upper
+    first (None where that diff has nothing). The diffs below a non-dir or whiteout on the way,
+    or below an opaque dir, show nothing and are left out. `child` steps one component down
+    with one lstat per diff, so walking a path never goes back over its parents, and never
+    through a symlink on the host: every component is lstat-ed as it is stepped into."""
+
+    def __init__(self, paths: Sequence[str | None]) -> None:
+        self.paths = tuple(paths)
+
+    def child(self, name: str) -> MergedDir:
+        paths: list[str | None] = []
+        for path in self.paths:
+            if path is None:
+                paths.append(None)
+                continue
+            here = path + "/" + name
+            try:
+                st = os.lstat(here)
+            except FileNotFoundError:
+                paths.append(None)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                break  # a file, link or whiteout here hides this diff's and lower ones' dirs
+            paths.append(here)
+            if _is_opaque(Path(here)):
+                break
+        return MergedDir(paths)
+
+    def entry(self, name: str, below_upper: bool = False) -> Path | None:
+        """The diff entry shown as `name` in this dir (`below_upper`: not counting the upper's)."""
+        for index, path in enumerate(self.paths):
+            if path is None or (below_upper and index == 0):
+                continue
+            here = path + "/" + name
+            try:
+                st = os.lstat(here)
+            except FileNotFoundError:
+                continue
+            return None if _is_whiteout(st) else Path(here)
+        return None
+
+    def names(self) -> list[str]:
+        """The names shown in this dir, sorted."""
+        names: set[str] = set()
+        for path in self.paths:
+            if path is not None:
+                names.update(os.listdir(path))
+        return sorted(name for name in names if self.entry(name) is not None)
 
 
 def drop(path: Path) -> None:
@@ -126,42 +159,26 @@ class LayerStack:
 
     # the merged view
 
+    def root_dir(self) -> MergedDir:
+        return MergedDir([str(diff) for diff in self.diffs])
+
+    def merged_dir(self, rel: PurePosixPath) -> MergedDir:
+        """The dir `rel` (resolved) of the merged view, stepped into from the root."""
+        here = self.root_dir()
+        for part in rel.parts:
+            here = here.child(part)
+        return here
+
     def lookup(self, rel: PurePosixPath, below_upper: bool = False) -> Path | None:
         """The diff entry the merged view shows at `rel` (resolved: no symlink before its last
         component), or None. `below_upper`: what shows there without the upper dir's own entry."""
         if not rel.parts:
             return None if below_upper else self.upper
-        for index, diff in enumerate(self.diffs):
-            state = _chain(diff, rel.parts[:-1])
-            if state == _MISSING:
-                continue
-            if state == _HIDDEN:
-                return None
-            if not (below_upper and index == 0):
-                candidate = diff.joinpath(*rel.parts)
-                try:
-                    st = candidate.lstat()
-                except FileNotFoundError:
-                    pass
-                else:
-                    return None if _is_whiteout(st) else candidate
-            if state == _OPAQUE:
-                return None
-        return None
+        return self.merged_dir(rel.parent).entry(rel.name, below_upper)
 
     def children(self, rel: PurePosixPath) -> list[str]:
         """The names the merged view shows in the dir `rel` (resolved), sorted."""
-        names: set[str] = set()
-        for diff in self.diffs:
-            state = _chain(diff, rel.parts)
-            if state == _MISSING:
-                continue
-            if state == _HIDDEN:
-                break
-            names.update(os.listdir(diff.joinpath(*rel.parts)))
-            if state == _OPAQUE:
-                break
-        return sorted(name for name in names if self.lookup(rel / name) is not None)
+        return self.merged_dir(rel).names()
 
     def is_dir(self, rel: PurePosixPath) -> bool:
         found = self.lookup(rel)
@@ -174,14 +191,15 @@ class LayerStack:
         cleaned = clean(path)
         if not cleaned.parts:
             return ROOT
-        parent = self._follow(list(cleaned.parts[:-1]), [])
+        real, dirs = self._follow(list(cleaned.parts[:-1]), [], [self.root_dir()])
         if not follow_last:
-            return PurePosixPath(*parent, cleaned.name)
-        return PurePosixPath(*self._follow([cleaned.name], parent))
+            return PurePosixPath(*real, cleaned.name)
+        return PurePosixPath(*self._follow([cleaned.name], real, dirs)[0])
 
-    def _follow(self, parts: list[str], start: list[str]) -> list[str]:
-        """Walk `parts` from the resolved dir `start`, a symlink's target replacing it in the walk."""
-        real = list(start)
+    def _follow(self, parts: list[str], real: list[str], dirs: list[MergedDir]) -> tuple[list[str], list[MergedDir]]:
+        """Walk `parts` from the resolved dir `real` (`dirs`: the merged dirs from the root to
+        it), a symlink's target taking its place in the walk; each step costs one lstat per diff."""
+        real, dirs = list(real), list(dirs)
         pending = parts[::-1]
         links = 0
         while pending:
@@ -191,21 +209,21 @@ class LayerStack:
             if part == "..":
                 if real:
                     real.pop()
+                    dirs.pop()
                 continue
-            found = self.lookup(PurePosixPath(*real, part))
+            found = dirs[-1].entry(part)
             if found is not None and found.is_symlink():
                 links += 1
                 if links > MAX_SYMLINKS:
-                    raise ContainerPathError(
-                        "%s in the container: /%s" % (os.strerror(errno.ELOOP), "/".join(real + [part]))
-                    )
+                    raise ContainerPathError("%s in the container: %s" % (os.strerror(errno.ELOOP), "/".join(["", *real, part])))
                 target = os.readlink(found)
                 if target.startswith("/"):
-                    real = []
+                    real, dirs = [], dirs[:1]
                 pending.extend(reversed(target.split("/")))
                 continue
             real.append(part)
-        return real
+            dirs.append(dirs[-1].child(part))
+        return real, dirs
 
     # writing into the upper dir (paths resolved)
 

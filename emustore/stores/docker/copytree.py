@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from emustore.stores.docker.containerfs import OPAQUE_XATTR, ROOT, LayerStack, absolute, copy_up_dir, drop
+from emustore.stores.docker.containerfs import OPAQUE_XATTR, ROOT, LayerStack, MergedDir, absolute, copy_up_dir, drop
 from emustore.stores.docker.copypaths import CopyError
 
 COPY_CHUNK = 1 << 20
@@ -71,20 +71,30 @@ class HostTree:
 
 
 class ContainerTree:
-    """A tree in a container's merged view, from the resolved path `top`."""
+    """A tree in a container's merged view, from the resolved path `top`; each dir is stepped
+    into once from its parent."""
 
     def __init__(self, stack: LayerStack, top: PurePosixPath) -> None:
         self.stack = stack
         self.top = top
+        self._dirs: dict[PurePosixPath, MergedDir] = {}
+
+    def _dir(self, sub: PurePosixPath) -> MergedDir:
+        found = self._dirs.get(sub)
+        if found is None:
+            parent = self._dirs.get(sub.parent) if sub.parts else None
+            found = parent.child(sub.name) if parent is not None else self.stack.merged_dir(self.top / sub)
+            self._dirs[sub] = found
+        return found
 
     def entry(self, sub: PurePosixPath) -> Path:
-        found = self.stack.lookup(self.top / sub)
+        found = self.stack.lookup(self.top) if sub == ROOT else self._dir(sub.parent).entry(sub.name)
         if found is None:
             raise CopyError("No such file in the container: %s" % self.shown(sub))
         return found
 
     def children(self, sub: PurePosixPath) -> list[str]:
-        return self.stack.children(self.top / sub)
+        return self._dir(sub).names()
 
     def shown(self, sub: PurePosixPath) -> str:
         return absolute(self.top / sub)
@@ -152,7 +162,7 @@ class UpperDestination:
 
     def merge_dir(self, rel: PurePosixPath) -> None:
         """A dir the merged view shows from a lower layer is copied up before entries go in."""
-        self.stack.ensure_parents(self.root / rel)
+        self._parents(rel)
         target = self.path(rel)
         if not os.path.lexists(target):
             found = self.stack.lookup(self.root / rel)
@@ -161,8 +171,14 @@ class UpperDestination:
 
     def clear(self, rel: PurePosixPath) -> None:
         """Room for a new entry: parents copied up, the upper's entry (or whiteout) dropped."""
-        self.stack.ensure_parents(self.root / rel)
+        self._parents(rel)
         drop(self.path(rel))
+
+    def _parents(self, rel: PurePosixPath) -> None:
+        """The extraction dir and its parents in the upper dir; below it, the copy made or
+        merged each parent before its entries."""
+        if len(rel.parts) == 1:
+            self.stack.ensure_parents(self.root / rel)
 
     def made_dir(self, rel: PurePosixPath) -> None:
         """A dir made where a lower layer shows something is opaque, as overlayfs makes it."""
