@@ -46,6 +46,10 @@ class World:
     def dest(self) -> Path:
         return self.top / "dest"
 
+    @property
+    def init2(self) -> Path:
+        return self.top / "layers" / "init2"
+
 
 def _world(top: Path) -> World:
     outside = make_canary(top / "outside")
@@ -73,6 +77,13 @@ def _world(top: Path) -> World:
     (host / "with_esc" / "esc").mkdir(parents=True)
     (host / "with_esc" / "esc" / "decoy").write_text("through a link?\n")
     (top / "dest").mkdir()
+    (top / "layers" / "init2").mkdir()
+    low2 = top / "layers" / "low2"  # an image whose init-layer paths are links aimed outside
+    low2.mkdir()
+    (low2 / "etc").symlink_to(outside)
+    (low2 / "dev").symlink_to(os.path.relpath(outside / "sub", low2))
+    (low2 / "proc").symlink_to(outside / "decoy")
+    (low2 / ".dockerenv").symlink_to(os.path.relpath(outside / "decoy", low2))
     stack = LayerStack(diffs)
     write_init_layer(LayerStack(diffs[1:]))
     return World(top, stack)
@@ -109,50 +120,52 @@ def _dest_traps(w: World) -> None:
     (w.dest / "hosts").symlink_to(w.outside / "decoy")
 
 
-# name -> (operation, writes in the container: the upper dir is allowed to change, else DEST)
-CASES: dict[str, tuple[Callable[[World], None], bool]] = {
-    "rm_through_abs_link": (_rm("/abs/decoy"), True),
-    "rm_through_rel_link": (_rm("/rel/decoy"), True),
-    "rm_through_deep_link": (_rm("/deep/rel/sub/inner"), True),
-    "rm_dir_through_link": (_rm("/abs/sub"), True),
-    "rm_dotted_forms": (_rm("//rel//./decoy"), True),
-    "rm_dotdot_forms": (_rm("/abs/../rel/sub/../decoy"), True),
-    "rm_link_itself": (_rm("/rel", "/deep/decoyfile", "/abs/"), True),
-    "rm_via_added_abs_link": (_steps(_in("link_abs", "/app"), _rm("/app/decoy")), True),  # issue 13.2
-    "rm_via_added_rel_link": (_steps(_in("link_rel", "/app"), _rm("/app/sub")), True),
-    "rm_via_root_link": (_rm("/root/etc/only-here", "/root/root/deep/decoyfile"), True),
-    "cp_in_into_abs_link_dir": (_in("file", "/abs/"), True),
-    "cp_in_onto_link_target": (_in("file", "/rel/decoy"), True),
-    "cp_in_dir_into_link": (_in("dir", "/deep/rel/sub"), True),
-    "cp_in_onto_abs_link": (_in("file", "/abs"), True),
-    "cp_in_onto_deep_file_link": (_in("file", "/deep/decoyfile"), True),
-    "cp_in_dotdot_source": (_in("dir/inner/..", "/"), True),  # issue 13.3
-    "cp_in_dotdot_source_to_link": (_in("dir/inner/..", "/rel"), True),
-    "cp_in_dotdot_both": (_in("dir/inner/../", "/rel/.."), True),
-    "cp_in_dot_source": (_in("dir/.", "/abs/sub/"), True),
-    "cp_in_host_link_as_itself": (_in("link_abs", "/deep/"), True),
-    "cp_in_dir_over_link": (_steps(_in("link_abs", "/esc"), _in("with_esc/.", "/")), True),
-    "cp_in_over_hard_link": (_steps(_hard_link_upper_to_canary, _in("file", "/hl")), True),
-    "cp_in_over_image_hard_link": (_in("file", "/hard1"), True),
-    "cp_in_root_source": (_in("/", "/nonexistent/x"), True),
-    "cp_out_through_abs_link": (_out("/abs/decoy"), False),
-    "cp_out_link_followed": (_out("/rel/"), False),
-    "cp_out_dotdot_root": (_out("/etc/..", "/x"), False),  # issue 13.3
-    "cp_out_dotdot_dir": (_out("/deep/rel/.."), False),
-    "cp_out_deep_dotdot": (_out("/deep/rel/../../..", "/"), False),
-    "cp_out_via_root_link": (_out("/root/etc/."), False),
-    "cp_out_abs_link_itself": (_out("/abs", "/a"), False),
-    "cp_out_escaping_link_itself": (_out("/rel", "/r"), False),
-    "cp_out_onto_dest_links": (_steps(_dest_traps, _out("/etc/hosts"), _out("/etc")), False),
-    "cp_out_image_hard_links": (_out("/hard1", "/h"), False),
+# name -> (operation, what it may change: the container's upper dir, the host DEST, or the init
+# layer being written over an image whose init paths are links)
+CASES: dict[str, tuple[Callable[[World], None], str]] = {
+    "rm_through_abs_link": (_rm("/abs/decoy"), "upper"),
+    "rm_through_rel_link": (_rm("/rel/decoy"), "upper"),
+    "rm_through_deep_link": (_rm("/deep/rel/sub/inner"), "upper"),
+    "rm_dir_through_link": (_rm("/abs/sub"), "upper"),
+    "rm_dotted_forms": (_rm("//rel//./decoy"), "upper"),
+    "rm_dotdot_forms": (_rm("/abs/../rel/sub/../decoy"), "upper"),
+    "rm_link_itself": (_rm("/rel", "/deep/decoyfile", "/abs/"), "upper"),
+    "rm_via_added_abs_link": (_steps(_in("link_abs", "/app"), _rm("/app/decoy")), "upper"),  # issue 13.2
+    "rm_via_added_rel_link": (_steps(_in("link_rel", "/app"), _rm("/app/sub")), "upper"),
+    "rm_via_root_link": (_rm("/root/etc/only-here", "/root/root/deep/decoyfile"), "upper"),
+    "cp_in_into_abs_link_dir": (_in("file", "/abs/"), "upper"),
+    "cp_in_onto_link_target": (_in("file", "/rel/decoy"), "upper"),
+    "cp_in_dir_into_link": (_in("dir", "/deep/rel/sub"), "upper"),
+    "cp_in_onto_abs_link": (_in("file", "/abs"), "upper"),
+    "cp_in_onto_deep_file_link": (_in("file", "/deep/decoyfile"), "upper"),
+    "cp_in_dotdot_source": (_in("dir/inner/..", "/"), "upper"),  # issue 13.3
+    "cp_in_dotdot_source_to_link": (_in("dir/inner/..", "/rel"), "upper"),
+    "cp_in_dotdot_both": (_in("dir/inner/../", "/rel/.."), "upper"),
+    "cp_in_dot_source": (_in("dir/.", "/abs/sub/"), "upper"),
+    "cp_in_host_link_as_itself": (_in("link_abs", "/deep/"), "upper"),
+    "cp_in_dir_over_link": (_steps(_in("link_abs", "/esc"), _in("with_esc/.", "/")), "upper"),
+    "cp_in_over_hard_link": (_steps(_hard_link_upper_to_canary, _in("file", "/hl")), "upper"),
+    "cp_in_over_image_hard_link": (_in("file", "/hard1"), "upper"),
+    "cp_in_root_source": (_in("/", "/nonexistent/x"), "upper"),
+    "cp_out_through_abs_link": (_out("/abs/decoy"), "dest"),
+    "cp_out_link_followed": (_out("/rel/"), "dest"),
+    "cp_out_dotdot_root": (_out("/etc/..", "/x"), "dest"),  # issue 13.3
+    "cp_out_dotdot_dir": (_out("/deep/rel/.."), "dest"),
+    "cp_out_deep_dotdot": (_out("/deep/rel/../../..", "/"), "dest"),
+    "cp_out_via_root_link": (_out("/root/etc/."), "dest"),
+    "cp_out_abs_link_itself": (_out("/abs", "/a"), "dest"),
+    "cp_out_escaping_link_itself": (_out("/rel", "/r"), "dest"),
+    "cp_out_onto_dest_links": (_steps(_dest_traps, _out("/etc/hosts"), _out("/etc")), "dest"),
+    "cp_out_image_hard_links": (_out("/hard1", "/h"), "dest"),
+    "init_layer_over_links": (lambda w: write_init_layer(LayerStack([w.init2, w.top / "layers" / "low2"])), "init"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_contained_or_refused(name: str, tmp_path: Path) -> None:
-    operation, in_container = CASES[name]
+    operation, writes = CASES[name]
     world = _world(tmp_path)
-    allowed = world.stack.upper if in_container else world.dest
+    allowed = {"upper": world.stack.upper, "dest": world.dest, "init": world.init2}[writes]
     before = snapshot(tmp_path, (allowed,))
     error = None
     try:
@@ -186,6 +199,11 @@ def test_contained_cases_land_inside(tmp_path: Path) -> None:
     assert not (world.dest / "x").exists()
     _steps(_hard_link_upper_to_canary, _in("file", "/hl"))(world)
     assert (upper / "hl").read_text() == "payload\n" and (world.outside / "decoy").read_text() == "do not touch\n"
+    CASES["init_layer_over_links"][0](world)  # as dockerd: each link unlinked, dirs made opaque over it
+    for name in ("etc", "dev", "proc"):
+        assert (world.init2 / name).is_dir() and not (world.init2 / name).is_symlink()
+        assert os.getxattr(world.init2 / name, "trusted.overlay.opaque") == b"y"
+    assert (world.init2 / ".dockerenv").is_file() and (world.init2 / "etc" / "hosts").is_file()
 
 
 def test_figures() -> None:
