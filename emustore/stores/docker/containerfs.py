@@ -37,9 +37,6 @@ INIT_PATHS = (
     ("/etc/mtab", "/proc/mounts"),
 )
 
-# How a dir path looks in one diff dir (see _chain).
-_MISSING, _HIDDEN, _VISIBLE, _OPAQUE = range(4)
-
 
 def one_line(text: str) -> str:
     """`text` with what is not printable (a newline in a file name, undecodable bytes) escaped."""
@@ -215,7 +212,8 @@ class LayerStack:
             if found is not None and found.is_symlink():
                 links += 1
                 if links > MAX_SYMLINKS:
-                    raise ContainerPathError("%s in the container: %s" % (os.strerror(errno.ELOOP), "/".join(["", *real, part])))
+                    shown = absolute(PurePosixPath(*real, part))
+                    raise ContainerPathError("%s in the container: %s" % (os.strerror(errno.ELOOP), shown))
                 target = os.readlink(found)
                 if target.startswith("/"):
                     real, dirs = [], dirs[:1]
@@ -243,7 +241,7 @@ class LayerStack:
             elif stat.S_ISDIR(found.lstat().st_mode):
                 copy_up_dir(found, target)
             else:
-                raise ContainerPathError("not a directory in the container: /%s" % sub)
+                raise ContainerPathError("not a directory in the container: %s" % absolute(sub))
 
     def make_dir(self, rel: PurePosixPath) -> None:
         """A new 0755 dir (owner root); over a whiteout it is opaque, as overlayfs makes it."""
@@ -268,7 +266,7 @@ class LayerStack:
         if not rel.parts:
             raise ContainerPathError("cannot remove the container's root directory: %s" % (shown or "/"))
         if self.lookup(rel) is None:
-            raise ContainerPathError("No such file or directory in the container: %s" % (shown or "/%s" % rel))
+            raise ContainerPathError("No such file or directory in the container: %s" % (shown or absolute(rel)))
         target = self.upper.joinpath(*rel.parts)
         drop(target)
         if self.lookup(rel, below_upper=True) is not None:
