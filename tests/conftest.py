@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from emustore.fsutil import remove_tree
+from tests.support.canary import hostile_links_layer, make_canary
 from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
 from tests.support.figures import summary_lines
+from tests.support.imagefactory import PushedImage, busybox_image
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
 from tests.support.tiers import require_binary
 
@@ -62,6 +64,17 @@ def scratch() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="emustore-test-"))
     yield path
     remove_tree(path, ignore_errors=True)
+@pytest.fixture(scope="module")
+def module_canary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A canary dir for hostile paths to aim at (tests/support/canary.py)."""
+    return make_canary(tmp_path_factory.mktemp("canary") / "c")
+
+
+@pytest.fixture(scope="module")
+def hostile_image(registry: RegistryServer, module_canary: Path) -> PushedImage:
+    """busybox plus links aimed out of the root, at `module_canary` and at <tmp>/canary."""
+    layer = hostile_links_layer(module_canary)
+    return busybox_image("docker", cmd=("sh",)).layer(layer, created_by="links aimed outside").push(registry.host, "hostile/links", "v1")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

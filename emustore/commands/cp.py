@@ -1,10 +1,8 @@
-"""`emustore cp SRC CONTAINER:DST`: put host files into a container's upper layer, like `docker cp`."""
+"""`emustore cp`: copy between the host and a container's root, like `docker cp` (no daemon)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
@@ -12,19 +10,41 @@ from emustore.stores.docker.containers import ContainerStore
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = subparsers.add_parser("cp", help="copy a host file or directory into a container, like `docker cp`")
-    p.add_argument("source", metavar="SRC_PATH", help="host file or directory")
-    p.add_argument("target", metavar="CONTAINER:DEST_PATH")
+    p = subparsers.add_parser(
+        "cp", help="copy files between a container and the host, like `docker cp`",
+        description="emustore cp SRC_PATH CONTAINER:DEST_PATH  |  emustore cp CONTAINER:SRC_PATH DEST_PATH",
+    )
+    p.add_argument("source", metavar="SRC", help="host path, or CONTAINER:PATH")
+    p.add_argument("target", metavar="DEST", help="CONTAINER:PATH, or host path")
+    p.add_argument("--force", action="store_true", help="copy into a container even of a root a running dockerd owns")
     add_root_argument(p)
     p.set_defaults(func=run)
 
 
+def split_argument(text: str) -> tuple[str, str]:
+    """(container, path) as the docker CLI splits a cp argument; container "" for a host path
+    (absolute, without ":", or starting with "." like ./file:name)."""
+    if text.startswith("/"):
+        return "", text
+    container, sep, path = text.partition(":")
+    if not sep or container.startswith("."):
+        return "", text
+    return container, path
+
+
 def run(args: argparse.Namespace) -> int:
-    container_text, sep, destination = args.target.partition(":")
-    if not sep or not container_text or not destination:
-        raise EmustoreError("must specify at least one container source (copying into a container only)")
-    if not os.path.lexists(args.source):
-        raise EmustoreError("no such file or directory: %s" % args.source)
+    (source_container, source), (target_container, target) = split_argument(args.source), split_argument(args.target)
+    if source_container and target_container:
+        raise EmustoreError("copying between containers is not supported")
+    if not source_container and not target_container:
+        raise EmustoreError("must specify at least one container source")
+    if (target if source_container else source) == "-":
+        raise EmustoreError("streaming a tar archive through stdin/stdout (-) is not supported")
+    if not source or not target:
+        raise EmustoreError("source and destination paths must not be empty")
     store = ContainerStore(args.root)
-    store.change(store.find(container_text), [(Path(args.source), destination)], [])
+    if source_container:
+        store.copy_out(store.find(source_container), source, target, args.source)
+    else:
+        store.change(store.find(target_container), [(source, target)], [], force=args.force)
     return 0

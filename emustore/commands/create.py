@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
@@ -25,6 +24,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--rm-file", action="append", default=[], metavar="PATH",
         help="delete PATH in the container's layer (an overlay whiteout)",
     )
+    p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
     add_root_argument(p)
     p._option_string_actions["--root"].required = False  # may also come last: see trailing_root
     p.add_argument("image", metavar="IMAGE")
@@ -43,7 +43,7 @@ def environment(entries: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def file_pairs(specs: list[str]) -> list[tuple[Path, str]]:
+def file_pairs(specs: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for spec in specs:
         source, sep, destination = spec.rpartition(":")
@@ -51,7 +51,7 @@ def file_pairs(specs: list[str]) -> list[tuple[Path, str]]:
             raise EmustoreError("--add-file wants SRC:DST, got %r" % spec)
         if not os.path.lexists(source):
             raise EmustoreError("no such file: %s" % source)
-        pairs.append((Path(source), destination))
+        pairs.append((source, destination))
     return pairs
 
 
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         cmd=tuple(command),
     )
     store = ContainerStore(root)
-    container = store.create(options)
+    container = store.create(options, force=args.force)
     if additions or args.rm_file:
         try:
-            store.change(container, additions, args.rm_file)
+            store.change(container, additions, args.rm_file, force=args.force)
         except BaseException:
             store.remove(container)
             raise

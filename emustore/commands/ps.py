@@ -1,15 +1,17 @@
-"""`emustore ps`: list containers with docker's columns (containers here never run)."""
+"""`emustore ps`: list containers with docker's columns, their status as config.v2.json records it."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import time
 
 from emustore.commands import add_root_argument
 from emustore.display import since, table
 from emustore.errors import EmustoreError
 from emustore.stores.docker.catalog import Catalog
 from emustore.stores.docker.containers import Container, ContainerStore
+from emustore.stores.docker.containerstate import is_running, status
 from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
 
 HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
@@ -50,32 +52,37 @@ def image_text(container: Container, catalog: Catalog, no_trunc: bool) -> str:
     return container.image_id if no_trunc else container.image_id.removeprefix("sha256:")[:12]
 
 
-def created_text(container: Container) -> str:
+def created_text(container: Container, now: float) -> str:
+    """CREATED: the CLI counts from the API's whole-second Created."""
     try:
-        return since(GoTime.parse(str(container.doc.get("Created", ""))).unix)
+        return since(GoTime.parse(str(container.doc.get("Created", ""))).unix, now)
     except ConfigTypeError:
         return ""
 
 
+def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: float) -> list[tuple[str, ...]]:
+    """The table's rows at the time `now`."""
+    out = []
+    for container in containers:
+        command = command_text(container)
+        out.append((
+            container.id if no_trunc else container.id[:12],
+            image_text(container, catalog, no_trunc),
+            '"%s"' % (command if no_trunc else ellipsis(command, 20)).replace("\\", "\\\\").replace('"', '\\"'),
+            created_text(container, now),
+            status(container.doc, now),
+            "",
+            container.name,
+        ))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     store = ContainerStore(args.root)
-    containers = store.list() if args.all else []  # nothing here is ever running
+    containers = [c for c in store.list() if args.all or is_running(c.doc)]
     if args.quiet:
         for container in containers:
             print(container.id if args.no_trunc else container.id[:12])
         return 0
-    catalog = Catalog(args.root)
-    rows = []
-    for container in containers:
-        command = command_text(container)
-        rows.append((
-            container.id if args.no_trunc else container.id[:12],
-            image_text(container, catalog, args.no_trunc),
-            '"%s"' % (command if args.no_trunc else ellipsis(command, 20)).replace("\\", "\\\\").replace('"', '\\"'),
-            created_text(container),
-            "Created",
-            "",
-            container.name,
-        ))
-    print(table(HEADER, rows), end="")
+    print(table(HEADER, rows(containers, Catalog(args.root), args.no_trunc, time.time())), end="")
     return 0

@@ -4,15 +4,18 @@ dockerd pulls an image and creates two containers (named with env/entrypoint/cmd
 in its root; emustore does the same in another; the trees must be equal once ids, times and
 generated names are normalised. Then a dockerd on emustore's root lists, diffs, runs and removes
 a container whose upper layer emustore changed (cp, whiteout), and `emustore rm` leaves the
-root as it was before `create` (but for the image's `committed`, as dockerd leaves it).
+root as it was before `create` (but for the image's `committed`, as dockerd leaves it). `ps` is
+compared cell by cell with `docker ps` for containers dockerd ran. (`cp`: test_containers_cp.py.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +23,13 @@ from typing import Any
 
 import pytest
 
+from emustore.commands import ps
+from emustore.display import table
 from emustore.fsck import check
 from emustore.pull import pull
+from emustore.stores.docker.catalog import Catalog
+from emustore.stores.docker.containers import ContainerStore
+from emustore.stores.docker.containerstate import is_running
 from tests.support.containertree import diff_roots_with_containers
 from tests.support.dockerd import Dockerd
 from tests.support.imagebuild import canonical_json
@@ -186,9 +194,68 @@ def test_dockerd_adopts_emustore_containers(
     assert sorted(p.name for p in (root / "overlay2").iterdir()) == sorted(p.name for p in (pristine / "overlay2").iterdir())
 
 
-def _without_created(table: str) -> list[list[str]]:
+def _without_created(text: str) -> list[list[str]]:
     """`ps` rows split on runs of 2+ spaces, CREATED (4th column) dropped (it moves with time)."""
-    import re
-
-    rows = [re.split(r"\s{2,}", line.strip()) for line in table.splitlines()]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in text.splitlines()]
     return [row[:3] + row[4:] for row in rows]
+
+
+# `ps`: STATUS and the other columns of containers dockerd ran
+
+
+def _cells(text: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line.rstrip()) for line in text.splitlines()]
+
+
+def _ours_between(root: Path, start: float, end: float, running_only: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """emustore's table as it reads at `start` and at `end` (dockerd printed its own in between)."""
+    containers = [c for c in ContainerStore(root).list() if is_running(c.doc) or not running_only]
+    catalog = Catalog(root)
+    return tuple(_cells(table(ps.HEADER, ps.rows(containers, catalog, False, now))) for now in (start, end))  # type: ignore[return-value]
+
+
+def _assert_same_table(theirs: str, ours: tuple[list[list[str]], list[list[str]]]) -> None:
+    """Cell by cell: each of docker's cells is emustore's at one of the two times."""
+    rows = _cells(theirs)
+    assert len(rows) == len(ours[0]) == len(ours[1]), (theirs, ours)
+    for row, early, late in zip(rows, *ours):
+        assert len(row) == len(early), (row, early)
+        assert all(cell in (a, b) for cell, a, b in zip(row, early, late)), (row, early, late)
+
+
+def test_ps_matches_docker_for_containers_dockerd_ran(
+    image: PushedImage, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+) -> None:
+    """Issue 14.3: Up, Up (Paused), Exited (CODE) X ago, Created, read from config.v2.json, as
+    `docker ps [-a]` prints them while dockerd runs and after it stopped."""
+    root = tmp_path / "root"
+    pull(image.reference, root)
+    emustore("create", "--name", "three", image.reference, "sh", "-c", "exit 3", root=root)
+    emustore("create", "--name", "never", image.reference, root=root)
+    emustore("create", "--name", "sleeper", image.reference, "sh", "-c", "sleep 600", root=root)
+    daemon = dockerd_factory(root)
+    daemon.docker("start", "-a", "three", check=False)
+    daemon.docker("run", "--name", "theirs", image.reference, "echo", "hi")
+    daemon.docker("start", "sleeper")
+    for paused in (False, True):
+        if paused:
+            daemon.docker("pause", "sleeper")
+        start = time.time()
+        theirs = daemon.docker("ps").stdout, daemon.docker("ps", "-a").stdout
+        end = time.time()
+        _assert_same_table(theirs[0], _ours_between(root, start, end, running_only=True))
+        _assert_same_table(theirs[1], _ours_between(root, start, end, running_only=False))
+    assert "Up " in theirs[0] and "(Paused)" in theirs[0]
+    daemon.docker("unpause", "sleeper")
+    daemon.docker("stop", "-t", "1", "sleeper")
+    start = time.time()
+    theirs_all = daemon.docker("ps", "-a").stdout
+    end = time.time()
+    daemon.stop()
+    _assert_same_table(theirs_all, _ours_between(root, start, end, running_only=False))
+    statuses = {row[-1]: row[4] for row in _cells(theirs_all)[1:]}
+    assert statuses["never"] == "Created" and statuses["three"].startswith("Exited (3) ")
+    assert statuses["sleeper"].startswith("Exited (137) ") and statuses["theirs"].startswith("Exited (0) ")
+    ours_cli = _cells(emustore("ps", "-a", root=root).stdout)  # the command prints that table (times aside)
+    assert [row[:3] + row[5:] for row in ours_cli] == [row[:3] + row[5:] for row in _cells(theirs_all)]
+    assert _cells(emustore("ps", root=root).stdout) == [_cells(theirs_all)[0]]  # nothing runs

@@ -1,21 +1,26 @@
 """A container's root as overlayfs shows it, and writes into its upper layer like overlayfs does.
 
 `LayerStack` looks paths up through diff dirs (upper first) with overlay's whiteouts (0/0 char
-devices) and opaque dirs; writes into the top dir copy parent dirs up first, keeping their
-mode, owner, times and xattrs, as the kernel does.
+devices) and opaque dirs, and never through a symlink on the host: a container path is first
+resolved with `resolve`, inside the container (its root as "/", ".." stops there, lower layers'
+symlinks included), as dockerd resolves it in the mounted container. Writes into the top dir
+copy parent dirs up first, keeping their mode, owner, times and xattrs, as the kernel does.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from emustore.errors import EmustoreError
+from emustore.fsutil import remove_tree
+from emustore.layers.rootfs import MAX_SYMLINKS
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
+ROOT = PurePosixPath(".")
 
 # The init layer dockerd 20.10 adds below every container (daemon/initlayer), in creation order:
 # path -> "dir" | "file" | symlink target.
@@ -33,7 +38,19 @@ INIT_PATHS = (
 )
 
 
-class ContainerPathError(EmustoreError):
+def one_line(text: str) -> str:
+    """`text` with what is not printable (a newline in a file name, undecodable bytes) escaped."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class PathError(EmustoreError):
+    """An error naming paths, which may hold any character but "/" and NUL: kept to one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+class ContainerPathError(PathError):
     """A path in the container that cannot be used for the change asked."""
 
 
@@ -59,7 +76,63 @@ def clean(path: str) -> PurePosixPath:
                 parts.pop()
         else:
             parts.append(part)
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+    return PurePosixPath(*parts) if parts else ROOT
+
+
+def absolute(rel: PurePosixPath) -> str:
+    """A resolved or cleaned container path as the container sees it ("/" for its root)."""
+    return "/" + "/".join(rel.parts)
+
+
+class MergedDir:
+    """One dir of the merged view: its host path in each diff that may show entries there, upper
+    first (None where that diff has nothing). The diffs below a non-dir or whiteout on the way,
+    or below an opaque dir, show nothing and are left out. `child` steps one component down
+    with one lstat per diff, so walking a path never goes back over its parents, and never
+    through a symlink on the host: every component is lstat-ed as it is stepped into."""
+
+    def __init__(self, paths: Sequence[str | None]) -> None:
+        self.paths = tuple(paths)
+
+    def child(self, name: str) -> MergedDir:
+        paths: list[str | None] = []
+        for path in self.paths:
+            if path is None:
+                paths.append(None)
+                continue
+            here = path + "/" + name
+            try:
+                st = os.lstat(here)
+            except FileNotFoundError:
+                paths.append(None)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                break  # a file, link or whiteout here hides this diff's and lower ones' dirs
+            paths.append(here)
+            if _is_opaque(Path(here)):
+                break
+        return MergedDir(paths)
+
+    def entry(self, name: str, below_upper: bool = False) -> Path | None:
+        """The diff entry shown as `name` in this dir (`below_upper`: not counting the upper's)."""
+        for index, path in enumerate(self.paths):
+            if path is None or (below_upper and index == 0):
+                continue
+            here = path + "/" + name
+            try:
+                st = os.lstat(here)
+            except FileNotFoundError:
+                continue
+            return None if _is_whiteout(st) else Path(here)
+        return None
+
+    def names(self) -> list[str]:
+        """The names shown in this dir, sorted."""
+        names: set[str] = set()
+        for path in self.paths:
+            if path is not None:
+                names.update(os.listdir(path))
+        return sorted(name for name in names if self.entry(name) is not None)
 
 
 class LayerStack:
@@ -69,59 +142,98 @@ class LayerStack:
         self.diffs = list(diffs)
         self.upper = self.diffs[0]
 
-    def lookup(self, rel: PurePosixPath) -> Path | None:
-        """The diff entry the merged view shows at `rel` (no symlinks followed), or None."""
-        if str(rel) == ".":
-            return self.upper
-        for diff in self.diffs:
-            hidden = False
-            for depth, _ in enumerate(rel.parts[:-1], 1):
-                prefix = diff / PurePosixPath(*rel.parts[:depth])
-                try:
-                    st = prefix.lstat()
-                except FileNotFoundError:
-                    break
-                if _is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
-                    hidden = True
-                    break
-                if _is_opaque(prefix):
-                    hidden = True  # lower layers are hidden below this dir
-                    break
-            candidate = diff / rel
-            try:
-                st = candidate.lstat()
-            except (FileNotFoundError, NotADirectoryError):
-                if hidden:
-                    return None
-                continue
-            return None if _is_whiteout(st) else candidate
-        return None
+    # the merged view
+
+    def root_dir(self) -> MergedDir:
+        return MergedDir([str(diff) for diff in self.diffs])
+
+    def merged_dir(self, rel: PurePosixPath) -> MergedDir:
+        """The dir `rel` (resolved) of the merged view, stepped into from the root."""
+        here = self.root_dir()
+        for part in rel.parts:
+            here = here.child(part)
+        return here
+
+    def lookup(self, rel: PurePosixPath, below_upper: bool = False) -> Path | None:
+        """The diff entry the merged view shows at `rel` (resolved: no symlink before its last
+        component), or None. `below_upper`: what shows there without the upper dir's own entry."""
+        if not rel.parts:
+            return None if below_upper else self.upper
+        return self.merged_dir(rel.parent).entry(rel.name, below_upper)
+
+    def children(self, rel: PurePosixPath) -> list[str]:
+        """The names the merged view shows in the dir `rel` (resolved), sorted."""
+        return self.merged_dir(rel).names()
 
     def is_dir(self, rel: PurePosixPath) -> bool:
         found = self.lookup(rel)
         return found is not None and stat.S_ISDIR(found.lstat().st_mode)
 
-    def in_lower(self, rel: PurePosixPath) -> bool:
-        return LayerStack(self.diffs[1:]).lookup(rel) is not None if len(self.diffs) > 1 else False
+    def resolve(self, path: str, follow_last: bool = False) -> PurePosixPath:
+        """Where the container path `path` leads: cleaned lexically (as docker does), then every
+        symlink met followed with the container's root as "/" (".." stops there), the last
+        component only with `follow_last`. The result has no symlink before its last component."""
+        cleaned = clean(path)
+        if not cleaned.parts:
+            return ROOT
+        real, dirs = self._follow(list(cleaned.parts[:-1]), [], [self.root_dir()])
+        if not follow_last:
+            return PurePosixPath(*real, cleaned.name)
+        return PurePosixPath(*self._follow([cleaned.name], real, dirs)[0])
+
+    def _follow(self, parts: list[str], real: list[str], dirs: list[MergedDir]) -> tuple[list[str], list[MergedDir]]:
+        """Walk `parts` from the resolved dir `real` (`dirs`: the merged dirs from the root to
+        it), a symlink's target taking its place in the walk; each step costs one lstat per diff."""
+        real, dirs = list(real), list(dirs)
+        pending = parts[::-1]
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if real:
+                    real.pop()
+                    dirs.pop()
+                continue
+            found = dirs[-1].entry(part)
+            if found is not None and found.is_symlink():
+                links += 1
+                if links > MAX_SYMLINKS:
+                    shown = absolute(PurePosixPath(*real, part))
+                    raise ContainerPathError("%s in the container: %s" % (os.strerror(errno.ELOOP), shown))
+                target = os.readlink(found)
+                if target.startswith("/"):
+                    real, dirs = [], dirs[:1]
+                pending.extend(reversed(target.split("/")))
+                continue
+            real.append(part)
+            dirs.append(dirs[-1].child(part))
+        return real, dirs
+
+    # writing into the upper dir (paths resolved)
 
     def ensure_parents(self, rel: PurePosixPath) -> None:
         """Make rel's parent dirs exist in the upper dir, copying up those a lower layer has."""
         for depth in range(1, len(rel.parts)):
             sub = PurePosixPath(*rel.parts[:depth])
-            target = self.upper / sub
-            if target.is_dir() and not target.is_symlink():
-                continue
+            target = self.upper.joinpath(*sub.parts)
+            try:
+                if stat.S_ISDIR(target.lstat().st_mode):
+                    continue
+            except FileNotFoundError:
+                pass
             found = self.lookup(sub)
             if found is None:
                 self.make_dir(sub)
             elif stat.S_ISDIR(found.lstat().st_mode):
                 copy_up_dir(found, target)
             else:
-                raise ContainerPathError("not a directory in the container: /%s" % sub)
+                raise ContainerPathError("not a directory in the container: %s" % absolute(sub))
 
     def make_dir(self, rel: PurePosixPath) -> None:
         """A new 0755 dir (owner root); over a whiteout it is opaque, as overlayfs makes it."""
-        target = self.upper / rel
+        target = self.upper.joinpath(*rel.parts)
         over_whiteout = os.path.lexists(target)
         if over_whiteout:
             os.unlink(target)
@@ -132,36 +244,26 @@ class LayerStack:
 
     def clear_whiteout(self, rel: PurePosixPath) -> None:
         """Drop a whiteout at rel in the upper dir before a file or link takes its place."""
-        target = self.upper / rel
+        target = self.upper.joinpath(*rel.parts)
         if os.path.lexists(target) and _is_whiteout(target.lstat()):
             os.unlink(target)
 
-    def add(self, source: Path, rel: PurePosixPath) -> None:
-        """Copy a host file, symlink or directory tree to `rel` in the upper dir, as `docker cp` extracts it.
-
-    Modes, times and owners come from the host (the CLI's tar carries them; dockerd chowns)."""
-        self.ensure_parents(rel)
-        target = self.upper / rel
-        if target.is_dir() and not target.is_symlink() and not source.is_dir():
-            raise ContainerPathError("cannot overwrite directory /%s with a file" % rel)
-        over_whiteout = os.path.lexists(target) and _is_whiteout(target.lstat())
-        _copy_tree(source, target)
-        if over_whiteout and target.is_dir() and not target.is_symlink():
-            os.setxattr(target, OPAQUE_XATTR, b"y", follow_symlinks=False)
-
-    def remove(self, rel: PurePosixPath) -> None:
-        """Delete `rel` from the merged view: drop the upper copy, mask lower ones with a 0/0 whiteout."""
-        if str(rel) == "." or self.lookup(rel) is None:
-            raise ContainerPathError("No such file or directory in the container: /%s" % rel)
-        target = self.upper / rel
-        if os.path.lexists(target):
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                os.unlink(target)
-        if self.in_lower(rel):
+    def remove(self, rel: PurePosixPath, shown: str | None = None) -> None:
+        """Delete `rel` (resolved) from the merged view: drop the upper copy, mask what a lower
+        layer shows there with a 0/0 whiteout. `shown`: the path as the user gave it."""
+        if not rel.parts:
+            raise ContainerPathError("cannot remove the container's root directory: %s" % (shown or "/"))
+        if self.lookup(rel) is None:
+            raise ContainerPathError("No such file or directory in the container: %s" % (shown or absolute(rel)))
+        target = self.upper.joinpath(*rel.parts)
+        remove_tree(target)
+        if self.lookup(rel, below_upper=True) is not None:
             self.ensure_parents(rel)
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+    def delete(self, path: str) -> None:
+        """`--rm-file PATH`: what `rm -r PATH` run in the container deletes (a last symlink itself)."""
+        self.remove(self.resolve(path), path)
 
 
 def copy_up_dir(lower: Path, target: Path) -> None:
@@ -176,45 +278,13 @@ def copy_up_dir(lower: Path, target: Path) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def check_copyable(source: Path) -> None:
-    """Refuse, before anything is written, a tree holding more than files, dirs and symlinks."""
-    for path in [source, *(source.rglob("*") if source.is_dir() and not source.is_symlink() else ())]:
-        mode = path.lstat().st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-            raise ContainerPathError("only files, directories and symlinks can be copied: %s" % path)
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    """Copy `source` to `target`, merging into an existing dir and replacing anything else."""
-    st = source.lstat()
-    if os.path.lexists(target) and not (stat.S_ISDIR(st.st_mode) and target.is_dir() and not target.is_symlink()):
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            os.unlink(target)
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(source), target)
-    elif stat.S_ISDIR(st.st_mode):
-        if not target.is_dir():
-            os.mkdir(target, 0o700)
-        for child in sorted(os.listdir(source)):
-            _copy_tree(source / child, target / child)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-    elif stat.S_ISREG(st.st_mode):
-        shutil.copyfile(source, target, follow_symlinks=False)
-        os.chmod(target, stat.S_IMODE(st.st_mode))
-    else:
-        raise ContainerPathError("only files, directories and symlinks can be copied: %s" % source)  # checked before
-    os.lchown(target, st.st_uid, st.st_gid)
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
 def write_init_layer(stack: LayerStack) -> None:
     """dockerd's init layer into stack.upper (daemon/initlayer, observed in docs/container-format.md).
 
     For each INIT_PATHS entry: every non-directory on the way (the entry included) is unlinked;
     then, unless a directory is there, missing parents are made (0755) and the entry is created
-    (dirs 0755, empty files 0755, the mtab symlink), all owned by root.
+    (dirs 0755, empty files 0755, the mtab symlink), all owned by root. Every component before
+    the one looked at is a directory by then, so no symlink of the image is ever followed.
     """
     for path, kind in INIT_PATHS:
         rel = clean(path)
@@ -230,7 +300,7 @@ def write_init_layer(stack: LayerStack) -> None:
             stack.make_dir(rel)
             continue
         stack.clear_whiteout(rel)
-        target = stack.upper / rel
+        target = stack.upper.joinpath(*rel.parts)
         if kind == "file":
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
             os.fchmod(fd, 0o755)

@@ -12,22 +12,33 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from emustore.errors import EmustoreError, StoreError
-from emustore.fsutil import ensure_dir, write_file
+from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
 from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
-from emustore.stores.docker.containerfs import LayerStack, check_copyable, clean, write_init_layer
+from emustore.stores.docker.containerfs import LayerStack, one_line, write_init_layer
+from emustore.stores.docker.copypaths import (
+    container_extract_dir,
+    container_source,
+    container_target,
+    host_extract_dir,
+    host_source,
+    host_target,
+    placement,
+)
+from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
+from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LOWER_ELEMENT = re.compile(r"l/([A-Z2-7]{26})")
 
 
 class NoSuchContainer(EmustoreError):
@@ -90,7 +101,9 @@ class ContainerStore:
             parent = (mount / "parent").read_text().strip()
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict):
+        if not isinstance(doc, dict) or not _HEX64.fullmatch(mount_id) or init_id != mount_id + "-init":
+            return None  # the ids name dirs under overlay2/: nothing else may pass
+        if parent and not (parent.startswith("sha256:") and _HEX64.fullmatch(parent[7:])):
             return None
         return Container(container_id, doc, mount_id, init_id, parent)
 
@@ -117,6 +130,8 @@ class ContainerStore:
         try:
             while chain:
                 record = self.store.layers.read(chain)
+                if not _HEX64.fullmatch(record.cache_id):
+                    raise ValueError("not a cache id")  # it names a dir under overlay2/
                 diffs.append(self.store.overlay2.diff_dir(record.cache_id))
                 chain = record.parent
         except (OSError, ValueError):
@@ -132,8 +147,10 @@ class ContainerStore:
 
     # writing
 
-    def create(self, options: CreateOptions) -> Container:
-        """Write a container in the Created state for `options.image_text` and return it."""
+    def create(self, options: CreateOptions, force: bool = False) -> Container:
+        """Write a container in the Created state for `options.image_text` and return it
+        (into a root a running dockerd owns only with `force`)."""
+        check_not_owned(self.layout.root, force)
         image = Catalog(self.layout.root).resolve(options.image_text)
         config = image.decoded.config or {}
         if config.get("Volumes"):
@@ -226,7 +243,7 @@ class ContainerStore:
             os.rename(staging / "container", self.containers_dir / container_id)
         except BaseException:
             for path in reversed(done):
-                _remove(path)
+                remove_tree(path, ignore_errors=True)
             raise
 
     def remove(self, container: Container) -> None:
@@ -240,32 +257,42 @@ class ContainerStore:
             for dir_name in (container.mount_id, container.init_id):
                 if dir_name:
                     overlay2.remove(dir_name)
-            _remove(self.mounts_dir / container.id)
-            _remove(doomed)
+            remove_tree(self.mounts_dir / container.id, ignore_errors=True)
+            remove_tree(doomed, ignore_errors=True)
 
-    def change(self, container: Container, additions: list[tuple[Path, str]], deletions: list[str]) -> None:
-        """Copy host paths into the upper layer and record deletions as whiteouts."""
-        for source, _ in additions:
-            check_copyable(source)
+    def change(
+        self, container: Container, additions: list[tuple[str, str]], deletions: list[str], force: bool = False
+    ) -> None:
+        """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts).
+        A running dockerd may have the container's layers mounted: its root is refused unless `force`."""
+        check_not_owned(self.layout.root, force)
         stack = self.stack(container)
         with self.store.lock():
             self._require(container)
             for source, destination in additions:
-                stack.add(source, self.destination(stack, source, destination))
+                copy_in(stack, source, destination)
             for path in deletions:
-                stack.remove(clean(path))
+                stack.delete(path)
 
-    @staticmethod
-    def destination(stack: LayerStack, source: Path, destination: str) -> PurePosixPath:
-        """`docker cp` placement: into DST when it is a dir (or ends in "/"), else as DST."""
-        rel = clean(destination)
-        if destination.endswith("/") or stack.is_dir(rel):
-            if not stack.is_dir(rel):
-                raise EmustoreError("Could not find the file %s in container" % destination)
-            return rel / source.name if str(rel) != "." else PurePosixPath(source.name)
-        if str(rel.parent) != "." and not stack.is_dir(rel.parent):
-            raise EmustoreError("Could not find the file /%s in container" % rel.parent)
-        return rel
+    def copy_out(self, container: Container, source: str, destination: str, shown: str) -> None:
+        """`docker cp CONTAINER:SRC DEST`: a path of the container's merged view onto the host."""
+        copy_out(self.stack(container), source, destination, shown)
+
+
+def copy_in(stack: LayerStack, source: str, destination: str) -> None:
+    """`docker cp SRC CONTAINER:DEST`: a host path into the container's upper dir."""
+    found = host_source(source)
+    target = container_target(stack, destination)
+    where, top = placement(target, found.is_dir, found.name, destination)
+    copy_tree(HostTree(found.path), top, UpperDestination(stack, container_extract_dir(stack, where)))
+
+
+def copy_out(stack: LayerStack, source: str, destination: str, shown: str) -> None:
+    """`docker cp CONTAINER:SRC DEST` (`shown`: SRC as given, for messages)."""
+    found = container_source(stack, source, shown)
+    target = host_target(destination)
+    where, top = placement(target, found.is_dir, found.name, destination)
+    copy_tree(ContainerTree(stack, found.rel), top, HostDestination(host_extract_dir(where)))
 
 
 def _created_key(container: Container) -> tuple[str, str]:
@@ -275,15 +302,9 @@ def _created_key(container: Container) -> tuple[str, str]:
 
 
 def overlay2_dir_of_link(links: Path, element: str) -> str:
-    """The overlay2 dir name an `l/<link>` lower element points at."""
-    return os.readlink(links / element.removeprefix("l/")).split("/")[1]
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+    """The overlay2 dir name an `l/<link>` lower element points at (`../<cache id>/diff`)."""
+    match = _LOWER_ELEMENT.fullmatch(element)
+    target = os.readlink(links / match[1]).split("/") if match else []
+    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not _HEX64.fullmatch(target[1]):
+        raise StoreError("not a layer link in a lower file: %s" % one_line(element))
+    return target[1]

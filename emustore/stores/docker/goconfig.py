@@ -22,6 +22,8 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))"
 )
 
+_FRACTION = re.compile(r"\.(\d+)")
+
 
 class ConfigTypeError(ValueError):
     """A config value whose JSON type does not fit dockerd's Go type (the image is not loaded)."""
@@ -50,6 +52,12 @@ class GoTime:
         )
         unix = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset
         return cls(text, unix)
+
+    @property
+    def timestamp(self) -> float:
+        """Unix time with the fraction of the second (Go's time.Since works to the nanosecond)."""
+        fraction = _FRACTION.search(self.text)
+        return self.unix + (int(fraction[1]) / 10 ** len(fraction[1]) if fraction else 0)
 
 
 ZERO = GoTime(ZERO_TIME, -62135596800)
