@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from emustore.fsutil import remove_tree
-from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
+from tests.support.daemons import Daemons
+from tests.support.dockerd import Dockerd
+from tests.support.engines import ENGINES, find_engine, missing
 from tests.support.figures import summary_lines
+from tests.support.fidelity import push_factory_suite
+from tests.support.imagefactory import PushedImage
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
 from tests.support.tiers import require_binary
 
 REGISTRY_MISSING = "docker-registry not installed (registry tier; CI=true makes this a failure)"
-DOCKERD_MISSING = "dockerd not installed (oracle tier; CI=true makes this a failure)"
 
 
 @pytest.fixture(scope="session")
@@ -27,27 +29,28 @@ def registry() -> Iterator[RegistryServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def factory_suite(registry: RegistryServer) -> dict[str, PushedImage]:
+    """Every FACTORY_SUITE image pushed once per session as `suite/<name>:v1`; do not push over them."""
+    return push_factory_suite(registry.host)
+
+
 @pytest.fixture
 def dockerd_factory() -> Iterator[Callable[[Path], Dockerd]]:
-    """`start(data_root)` starts a daemon on that data root; all are stopped at teardown."""
-    require_binary(DOCKERD_BINARY, DOCKERD_MISSING)
-    require_binary(DOCKER_CLI, DOCKERD_MISSING)
-    daemons: list[Dockerd] = []
+    """`start(data_root)` starts a 20.10 daemon on that data root; all are stopped at teardown."""
+    Daemons.require("20.10")
+    daemons = Daemons()
+    yield lambda data_root: daemons.start("20.10", data_root)
+    daemons.stop()
 
-    def start(data_root: Path) -> Dockerd:
-        workdir = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
-        try:
-            daemon = Dockerd(data_root, workdir)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        daemons.append(daemon)
-        return daemon
 
-    yield start
-    for daemon in daemons:
-        daemon.stop()
-        shutil.rmtree(daemon.workdir, ignore_errors=True)
+@pytest.fixture
+def engine_factory() -> Iterator[Callable[[str, Path], Dockerd]]:
+    """`start(version, data_root)` starts engine "20.10", "26" or "28" on that data root (a missing
+    engine fails under CI=true, skips otherwise); all are stopped at teardown."""
+    daemons = Daemons()
+    yield daemons.start
+    daemons.stop()
 
 
 @pytest.fixture
@@ -58,6 +61,15 @@ def scratch() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="emustore-test-"))
     yield path
     remove_tree(path, ignore_errors=True)
+
+
+def pytest_report_header() -> list[str]:
+    """The exact engine versions the oracle tiers run (or why one cannot run)."""
+    lines = []
+    for version in ENGINES:
+        found = find_engine(version)
+        lines.append(f"engine {version}: {missing(found) or found.versions()}")
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
