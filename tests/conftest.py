@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from emustore.fsutil import remove_tree
-from tests.support.daemons import Daemons
+from tests.support.daemons import STARTED, Daemons
 from tests.support.dockerd import Dockerd
-from tests.support.engines import ENGINES, find_engine, missing
 from tests.support.figures import summary_lines
 from tests.support.fidelity import push_factory_suite
 from tests.support.imagefactory import PushedImage
@@ -63,17 +62,13 @@ def scratch() -> Iterator[Path]:
     remove_tree(path, ignore_errors=True)
 
 
-def pytest_report_header() -> list[str]:
-    """The exact engine versions the oracle tiers run (or why one cannot run)."""
-    lines = []
-    for version in ENGINES:
-        found = find_engine(version)
-        lines.append(f"engine {version}: {missing(found) or found.versions()}")
-    return lines
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Figures of the robustness tests (tests/support/figures.py), so CI logs show them."""
+    """Figures of the robustness tests (tests/support/figures.py) and the exact versions of the
+    engines the oracle tiers started, so CI logs show them."""
+    if STARTED:
+        terminalreporter.section("engines")
+        for version, versions in sorted(STARTED.items()):
+            terminalreporter.write_line(f"{version}: {versions}")
     lines = summary_lines()
     if lines:
         terminalreporter.section("robustness figures")

@@ -11,6 +11,7 @@ from tests.support.engines import Engine, find_engine
 from tests.support.tiers import require_binary, require_engine
 
 CLI_MISSING = "docker CLI 20.10 not installed (oracle tier; CI=true makes this a failure)"
+STARTED: dict[str, str] = {}  # engine version -> its exact versions, for the test output's summary
 
 
 class Daemons:
@@ -38,6 +39,8 @@ class Daemons:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         self.started.append(daemon)
+        if version not in STARTED:
+            STARTED[version] = found.versions()
         return daemon
 
     def stop(self) -> None:
