@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +11,10 @@ import pytest
 
 from emustore.fsutil import remove_tree
 from tests.support.canary import hostile_links_layer, make_canary
-from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
+from tests.support.daemons import STARTED, Daemons
+from tests.support.dockerd import Dockerd
 from tests.support.figures import summary_lines
+from tests.support.fidelity import push_factory_suite
 from tests.support.imagefactory import PushedImage, busybox_image
 from tests.support.registry import REGISTRY_BINARY, RegistryServer
 from tests.support.tiers import require_binary
@@ -22,7 +23,6 @@ from tests.support.tiers import require_binary
 os.environ["EMUSTORE_DEBUG"] = "1"
 
 REGISTRY_MISSING = "docker-registry not installed (registry tier; CI=true makes this a failure)"
-DOCKERD_MISSING = "dockerd not installed (oracle tier; CI=true makes this a failure)"
 
 
 @pytest.fixture(scope="session")
@@ -33,27 +33,28 @@ def registry() -> Iterator[RegistryServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def factory_suite(registry: RegistryServer) -> dict[str, PushedImage]:
+    """Every FACTORY_SUITE image pushed once per session as `suite/<name>:v1`; do not push over them."""
+    return push_factory_suite(registry.host)
+
+
 @pytest.fixture
 def dockerd_factory() -> Iterator[Callable[[Path], Dockerd]]:
-    """`start(data_root)` starts a daemon on that data root; all are stopped at teardown."""
-    require_binary(DOCKERD_BINARY, DOCKERD_MISSING)
-    require_binary(DOCKER_CLI, DOCKERD_MISSING)
-    daemons: list[Dockerd] = []
+    """`start(data_root)` starts a 20.10 daemon on that data root; all are stopped at teardown."""
+    Daemons.require("20.10")
+    daemons = Daemons()
+    yield lambda data_root: daemons.start("20.10", data_root)
+    daemons.stop()
 
-    def start(data_root: Path) -> Dockerd:
-        workdir = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
-        try:
-            daemon = Dockerd(data_root, workdir)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        daemons.append(daemon)
-        return daemon
 
-    yield start
-    for daemon in daemons:
-        daemon.stop()
-        shutil.rmtree(daemon.workdir, ignore_errors=True)
+@pytest.fixture
+def engine_factory() -> Iterator[Callable[[str, Path], Dockerd]]:
+    """`start(version, data_root)` starts engine "20.10", "26" or "28" on that data root (a missing
+    engine fails under CI=true, skips otherwise); all are stopped at teardown."""
+    daemons = Daemons()
+    yield daemons.start
+    daemons.stop()
 
 
 @pytest.fixture
@@ -78,7 +79,12 @@ def hostile_image(registry: RegistryServer, module_canary: Path) -> PushedImage:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Figures of the robustness tests (tests/support/figures.py), so CI logs show them."""
+    """Figures of the robustness tests (tests/support/figures.py) and the exact versions of the
+    engines the oracle tiers started, so CI logs show them."""
+    if STARTED:
+        terminalreporter.section("engines")
+        for version, versions in sorted(STARTED.items()):
+            terminalreporter.write_line(f"{version}: {versions}")
     lines = summary_lines()
     if lines:
         terminalreporter.section("robustness figures")

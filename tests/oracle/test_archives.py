@@ -21,7 +21,7 @@ import zstandard
 from emustore.load import load
 from emustore.save import save_to_path
 from tests.support.dockerd import DOCKER_CLI, DOCKERD_BINARY, Dockerd
-from tests.support.imagefactory import FACTORY_SUITE, PushedImage
+from tests.support.imagefactory import PushedImage
 from tests.support.registry import RegistryServer
 from tests.support.tiers import require_binary
 from tests.support.treecompare import diff_trees
@@ -44,12 +44,12 @@ def emustore(*args: str, stdin: Path | None = None) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="module")
-def saved(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def saved(factory_suite: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """dockerd pulls the images, tags one twice, and saves them all (and one alone)."""
     require_binary(DOCKERD_BINARY, "dockerd not installed (oracle tier; CI=true makes this a failure)")
     require_binary(DOCKER_CLI, "docker CLI not installed (oracle tier; CI=true makes this a failure)")
     base = tmp_path_factory.mktemp("archives")
-    pushed = {name: FACTORY_SUITE[name]().push(registry.host, f"arch/{name}", "v1") for name in NAMES}
+    pushed = {name: factory_suite[name] for name in NAMES}
     workdir = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
     daemon = Dockerd(base / "pulled", workdir)
     try:

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dockerd import Dockerd
-from tests.support.imagefactory import FACTORY_SUITE, PushedImage
-from tests.support.registry import RegistryServer
+from tests.support.imagefactory import PushedImage
 from tests.support.treecompare import diff_trees, normalized_tree
 
 pytestmark = [pytest.mark.oracle, pytest.mark.registry]
@@ -24,9 +23,9 @@ def pull_all(daemon: Dockerd, images: list[PushedImage]) -> None:
 
 
 def test_two_dockerd_pulls_give_identical_trees(
-    registry: RegistryServer, dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
+    factory_suite: dict[str, PushedImage], dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path
 ) -> None:
-    images = [FACTORY_SUITE[name]().push(registry.host, f"baseline/{name}", "v1") for name in BASELINE]
+    images = [factory_suite[name] for name in BASELINE]
     roots = [tmp_path / "first", tmp_path / "second"]
     for root in roots:
         daemon = dockerd_factory(root)

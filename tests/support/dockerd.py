@@ -1,4 +1,4 @@
-"""A private Docker Engine 20.10 daemon (overlay2) on its own data root, socket and exec root."""
+"""A private Docker Engine daemon (20.10, 26 or 28; overlay2) on its own data root, socket and exec root."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 
-DOCKERD_BINARY = Path("/usr/sbin/dockerd")
+from tests.support.engines import SYSTEM_DOCKERD, Engine, find_engine
+
+DOCKERD_BINARY = SYSTEM_DOCKERD
 DOCKER_CLI = Path("/usr/bin/docker")  # /usr/local/bin/docker is too new for API 1.41
 MNT_DETACH = 2
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; containerd appends ".ttrpc" to its socket
@@ -30,12 +32,16 @@ class DockerCommandError(subprocess.CalledProcessError):
 
 
 class Dockerd:
-    """Starts `dockerd` at construction; `stop()` (or leaving the `with` block) ends it.
+    """Starts `dockerd` of `engine` (default: the system's 20.10) at construction; `stop()` (or
+    leaving the `with` block) ends it, by pid.
 
     `workdir` must be a short path: it holds the API socket, pidfile, log, daemon.json, the
     CLI config dir and the exec root (whose containerd socket must fit a unix socket path)."""
 
-    def __init__(self, data_root: Path, workdir: Path, *, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, data_root: Path, workdir: Path, *, engine: Engine | None = None, startup_timeout: float = 60.0
+    ) -> None:
+        self.engine = engine or find_engine("20.10")
         self.data_root = Path(data_root).absolute()
         self.workdir = Path(workdir).absolute()
         self.exec_root = self.workdir / "x"
@@ -55,10 +61,12 @@ class Dockerd:
         )
         env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKER_")}
         env["MOBY_DISABLE_PIGZ"] = "true"  # Go gzip even if unpigz gets installed (spec §2.2)
+        if self.engine.path_dir is not None:  # its containerd, shim and ctr; Debian 12's runc
+            env["PATH"] = f"{self.engine.path_dir}:{env.get('PATH', os.defpath)}"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(DOCKERD_BINARY),
+                    str(self.engine.dockerd),
                     "--config-file", str(config_file),
                     "--data-root", str(self.data_root),
                     "--exec-root", str(self.exec_root),
@@ -68,6 +76,7 @@ class Dockerd:
                     "--bridge=none",
                     "--storage-driver", "overlay2",
                     "--log-level", "warn",
+                    *self.engine.flags,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -91,7 +100,7 @@ class Dockerd:
                 pass
             time.sleep(0.2)
         raise RuntimeError(
-            f"dockerd on {self.data_root} not ready (exit code {self.process.poll()}); "
+            f"dockerd {self.engine.version} on {self.data_root} not ready (exit code {self.process.poll()}); "
             f"log tail:\n{self.log_tail()}"
         )
 
