@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import subprocess
 import sys
@@ -54,7 +55,11 @@ def test_docker_hub_image_comes_through_the_mirror(
     # dockerd records the original repository, not the mirror's
     assert _sources(tmp_path, image.diff_ids[0]) == ["docker.io/library/mirrored"]
     cached = cache.workdir / "storage/docker/registry/v2/blobs/sha256" / image.layer_digests[0][7:9]
-    assert (cached / image.layer_digests[0][7:] / "data").is_file()  # the pull went through the cache
+    # the pull went through the cache, which commits a proxied blob once it has sent it: wait for that
+    deadline = time.monotonic() + 60
+    while not (cached / image.layer_digests[0][7:] / "data").is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (cached / image.layer_digests[0][7:] / "data").is_file()
 
 
 def test_a_failing_mirror_falls_back_to_the_next(
