@@ -48,26 +48,56 @@ def parse_stall_limit(text: str) -> StallRule | None:
     return rule
 
 
+class StallWindow:
+    """The bytes received and the seconds spent waiting for them in the current window of `rule`."""
+
+    def __init__(self, rule: StallRule) -> None:
+        self.rule = rule
+        self.arrived = 0
+        self.waited = 0.0
+
+    def restart(self) -> None:
+        """Start a new window (e.g. a new request on the same connection)."""
+        self.arrived, self.waited = 0, 0.0
+
+    def left(self) -> float:
+        """Seconds of waiting before this window closes (always > 0 between counts)."""
+        return self.rule.window - self.waited
+
+    def count(self, received: int, waited: float) -> str | None:
+        """Add one read; when that closes the window, why the rule is broken (None: kept, a new window starts)."""
+        self.arrived += received
+        self.waited += waited
+        if self.waited < self.rule.window:
+            return None
+        if self.arrived < self.rule.min_bytes:
+            return (
+                f"transfer stalled: {self.arrived} bytes in {self.waited:.1f}s, "
+                f"less than the stall limit of {self.rule.min_bytes} bytes per {self.rule.window:g}s"
+            )
+        self.restart()
+        return None
+
+
+def stalled(method: str, shown: str, reason: str) -> TransferStalled:
+    """The one-line error for a request to `shown` broken off by the stall rule (`reason` from StallWindow)."""
+    return TransferStalled(f'{method.title()} "{shown}": {reason}')
+
+
 def watched(chunks: Iterable[bytes], rule: StallRule | None, shown: str) -> Iterator[bytes]:
     """`chunks` as they come, failing with TransferStalled when `rule` is broken (None: no rule)."""
     if rule is None:
         yield from chunks
         return
     source = iter(chunks)
-    waited = window_start = 0.0
-    arrived = 0
+    window = StallWindow(rule)
     while True:
         started = time.monotonic()
         data = next(source, None)
-        waited += time.monotonic() - started
+        waited = time.monotonic() - started
         if data is None:
             return
-        arrived += len(data)
-        if waited - window_start >= rule.window:
-            if arrived < rule.min_bytes:
-                raise TransferStalled(
-                    f'Get "{shown}": transfer stalled: {arrived} bytes in {waited - window_start:.1f}s, '
-                    f"less than the stall limit of {rule.min_bytes} bytes per {rule.window:g}s"
-                )
-            window_start, arrived = waited, 0
+        broken = window.count(len(data), waited)
+        if broken is not None:
+            raise stalled("GET", shown, broken)
         yield data
