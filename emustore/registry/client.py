@@ -26,6 +26,7 @@ from emustore.registry.options import DEFAULT_INSECURE, RegistryOptions
 from emustore.registry.retry import RETRY_STATUSES, RetryClock, RetryPolicy, parse_retry_after
 from emustore.registry.stall import StallRule, watched
 from emustore.registry.tls import ssl_context
+from emustore.registry.transport import stall_transport
 
 MAX_MANIFEST_SIZE = 4 << 20
 MAX_CONNECTIONS = 16
@@ -147,7 +148,8 @@ class RegistryClient:
 
         Without `scheme`, loopback hosts (or `insecure=True`) get plain HTTP, others HTTPS verified
         against the system roots plus /etc/docker/certs.d/<host>. `credentials` may be a callable,
-        asked once, on the first challenge. Every body is read under the `stall` rule (None: off).
+        asked once, on the first challenge. Every read from the network, a response's headers
+        included, is under the `stall` rule (None: off).
         """
         self.host = host
         self.domain = domain or host
@@ -158,12 +160,15 @@ class RegistryClient:
         self._origin = httpx.URL(self.base_url)
         self._retry = retry or RetryPolicy()
         self._stall = stall
+        verify = verify if verify is not None else (ssl_context(host) if scheme == "https" else True)
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
+            limits=limits,
             follow_redirects=False,
             headers={"User-Agent": "emustore", "Accept-Encoding": "identity"},  # bodies are never decoded
-            verify=verify if verify is not None else (ssl_context(host) if scheme == "https" else True),
+            verify=verify,
+            transport=stall_transport(stall, verify, limits),  # every read under the rule, headers included
         )
         self._tokens = TokenCache(self._token_get)
         self._challenge: Challenge | None = None
