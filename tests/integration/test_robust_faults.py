@@ -359,6 +359,73 @@ def test_the_stall_limit_on_the_command_line(
     FIGURES["trials"] += len(runs)
 
 
+HEADER_DRIPS = {
+    # case → the path whose answer never finishes its headers: one byte every 50 ms, each well inside
+    # the 2 s per-read timeout (20 bytes a second, under 1024 in 0.5 s)
+    "manifest": lambda image: "/manifests/",
+    "layer blob": lambda image: "/blobs/" + image.layer_digests[-1],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HEADER_DRIPS))
+def test_dripping_headers_end_on_the_stall_rule(
+    case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """The stall rule covers the header phase, which no per-read timeout bounds; a stall is not retried."""
+    path = HEADER_DRIPS[case](images["app"])
+    proxy.inject(Fault(path, "drip-headers", pause=0.05, after=4000, times=ALWAYS))
+    reference = _through(proxy, registry, images["app"])
+    message = _expect_clean_failure(root, lambda: pull(reference, root, registry_options=STALLING), "transfer stalled")
+    assert path in message and "less than the stall limit of 1024 bytes per 0.5s" in message, message
+    drips = [s for s in proxy.requests_for(path) if s.fault == "drip-headers"]
+    received = re.search(r"stalled: (\d+) bytes", message)
+    assert received is not None
+    record(f"dripping headers {case}", requests=len(drips), header_bytes=int(received.group(1)), retried=len(drips) - 1)
+    assert len(drips) == 1
+
+
+def test_dripping_headers_on_the_command_line(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """`pull --stall-limit 1024/0.5` ends on trickled manifest headers with one line, exit 1, root as
+    before; with the rule off the same pull against the (now undisturbed) registry completes."""
+    proxy.inject(Fault("/manifests/", "drip-headers", pause=0.05, after=4000))
+    command = [sys.executable, "-m", "emustore", "pull", _through(proxy, registry, images["app"]), "--root", str(root)]
+    before = snapshot(root)
+    stalled = subprocess.run(command + ["--stall-limit", "1024/0.5"], capture_output=True, text=True, timeout=120)
+    assert stalled.returncode == 1 and stalled.stderr.startswith("emustore: "), stalled.stderr
+    assert len(stalled.stderr.strip().splitlines()) == 1 and "transfer stalled" in stalled.stderr, stalled.stderr
+    assert snapshot(root) == before
+    off = subprocess.run(command + ["--stall-limit", "off"], capture_output=True, text=True, timeout=120)
+    assert off.returncode == 0, off.stderr
+    assert check_root(root).consistent and snapshot(root) != before
+    FIGURES["trials"] += 2
+
+
+def test_late_headers_within_the_stall_window_pass(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """A registry slow to start answering (headers 0.2 s late, then normal) is not a stall under 1024/2."""
+    for path in ("/manifests/", "/blobs/"):
+        proxy.inject(Fault(path, "late", pause=0.2, times=ALWAYS))
+    patient = RegistryOptions(timeout=2.0, retry=FAST.retry, stall=StallRule(1024, 2.0))
+    result = pull(_through(proxy, registry, images["app"]), root, registry_options=patient)
+    assert result.image_id == images["app"].image_id
+    late = [s for s in proxy.requests_for("/v2/") if s.fault == "late"]
+    assert late and all(s.status == 200 for s in late), late
+
+
+def test_connections_are_kept_alive_under_the_stall_rule(
+    images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+) -> None:
+    """The watched transport pools connections: a pull sends several requests over one connection."""
+    pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
+    seen = proxy.requests_for("/v2/")
+    connections = len({s.client_port for s in seen})
+    record("keep-alive under the stall rule", requests=len(seen), connections=connections)
+    assert 0 < connections < len(seen), seen
+
+
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-FaultKind = Literal["cut", "reset", "status", "slow", "corrupt", "body", "stall", "endless", "drip"]
+FaultKind = Literal[
+    "cut", "reset", "status", "slow", "corrupt", "body", "stall", "endless", "drip", "drip-headers", "late"
+]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 _CHUNK = 16 << 10
 
@@ -28,7 +30,9 @@ class Fault:
     body: answer 200 with `body` (as `content_type`) instead of forwarding; stall: send the headers, then
     nothing for `pause` s, then close (a slow loris that never makes progress); endless: answer `status`
     with a body of `body` repeated (zeros if empty) without a length, until the client leaves or `after`
-    bytes went out; drip: forward the body one byte every `pause` s, at most `after` bytes.
+    bytes went out; drip: forward the body one byte every `pause` s, at most `after` bytes;
+    drip-headers: answer a status line, then header bytes one every `pause` s, at most `after`, never
+    ending the headers, then close; late: forward the answer, its headers `pause` s late.
     `headers` are added to the answers this proxy makes itself (status, body, endless)."""
 
     path: str
@@ -51,6 +55,7 @@ class Seen:
     status: int
     body_bytes: int
     fault: FaultKind | None
+    client_port: int = 0  # the client's end of the connection: equal ports, one kept-alive connection
 
 
 class FaultProxy:
@@ -140,12 +145,18 @@ class FaultProxy:
         if fault is not None and fault.kind == "endless":
             self._record(h, fault.status, self._endless(h, fault), fault)
             return
+        if fault is not None and fault.kind == "drip-headers":
+            self._drip_headers(h, fault)
+            self._record(h, 200, 0, fault)
+            return
         upstream = http.client.HTTPConnection(self.upstream, timeout=30)
         try:
             headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP_BY_HOP}
             upstream.request(h.command, h.path, headers=headers)
             answer = upstream.getresponse()
             body = answer.read() if h.command != "HEAD" else b""
+            if fault is not None and fault.kind == "late":
+                time.sleep(fault.pause)
             h.send_response(answer.status)
             for key, value in answer.getheaders():
                 if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
@@ -176,6 +187,18 @@ class FaultProxy:
                 break
             sent += len(unit)
         return sent
+
+    def _drip_headers(self, h: BaseHTTPRequestHandler, fault: Fault) -> None:
+        """A status line, then a header growing one byte every `pause` s (`after` bytes at most), never ended."""
+        h.close_connection = True
+        h.connection.settimeout(30)
+        raw = b"HTTP/1.1 200 OK\r\nX-Drip: " + b"a" * fault.after
+        for i in range(min(fault.after, len(raw))):
+            try:
+                h.connection.sendall(raw[i : i + 1])
+            except OSError:  # the client gave up
+                return
+            time.sleep(fault.pause)
 
     def _send_body(self, h: BaseHTTPRequestHandler, body: bytes, fault: Fault | None) -> int:
         """Write the body applying `fault`; the number of body bytes that went out."""
@@ -224,7 +247,10 @@ class FaultProxy:
 
     def _record(self, h: BaseHTTPRequestHandler, status: int, sent: int, fault: Fault | None) -> None:
         with self._lock:
-            self.seen.append(Seen(h.command, h.path, h.headers.get("Range"), status, sent, fault.kind if fault else None))
+            self.seen.append(Seen(
+                h.command, h.path, h.headers.get("Range"), status, sent, fault.kind if fault else None,
+                h.client_address[1],
+            ))
 
 
 def _extra_headers(h: BaseHTTPRequestHandler, fault: Fault) -> None:
