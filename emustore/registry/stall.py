@@ -4,6 +4,8 @@ The per-read timeout alone lets a server sending one byte every few seconds keep
 for ever. A body read under a StallRule fails once, over a window of `window` seconds spent
 waiting for it (time spent by the consumer of the bytes does not count, retries and
 reconnections do), fewer than `min_bytes` arrived.
+The same rule also holds on each connection's socket, response headers included
+(registry/stallsocket.py): there a request sent starts a new window.
 """
 
 from __future__ import annotations
