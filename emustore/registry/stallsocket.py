@@ -71,7 +71,7 @@ class WatchedStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        """The TLS stream, watched in turn (the handshake itself is bounded by the connect timeout per read)."""
+        """The TLS stream, watched in turn; the handshake is bounded as a whole by `timeout` (one deadline in ssl)."""
         secured = self._stream.start_tls(ssl_context, server_hostname, timeout)
         return WatchedStream(secured, self._window.rule, self._clock)
 
