@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import urllib.request
 from collections.abc import Iterator
 
 import httpcore
@@ -37,8 +38,14 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 
 
 def stall_transport(rule: StallRule | None, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> StallTransport | None:
-    """The transport for a client under `rule`; None (httpx's own) when the rule is off."""
-    return StallTransport(rule, verify, limits) if rule is not None else None
+    """The transport for a client under `rule`; None (httpx's own, bodies still under the rule) when the
+    rule is off or the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY), which httpx honours."""
+    return StallTransport(rule, verify, limits) if rule is not None and not _proxied() else None
+
+
+def _proxied() -> bool:
+    found = urllib.request.getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
 class StallTransport(httpx.BaseTransport):

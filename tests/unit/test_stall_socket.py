@@ -119,7 +119,12 @@ def test_steady_transfers_and_the_end_of_the_stream_pass() -> None:
     assert received == 10_000 * 1024 and peer.now == 100.5
 
 
-def test_with_the_rule_off_the_client_keeps_httpx_own_transport() -> None:
+def test_with_the_rule_off_or_a_proxy_the_client_keeps_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx's transport (the body rule only) when the rule is off, or to keep honouring an environment proxy."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     limits = httpx.Limits(max_connections=2)
     assert stall_transport(None, True, limits) is None
     assert isinstance(stall_transport(StallRule(1, 0.5), True, limits), StallTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert stall_transport(StallRule(1, 0.5), True, limits) is None
