@@ -30,7 +30,7 @@ from emustore.registry.retry import RetryPolicy
 from emustore.registry.stall import StallRule
 from tests.integration.test_pull_cli import emustore, snapshot
 from tests.support.consistency import check_root
-from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.faultproxy import Fault, FaultKind, FaultProxy
 from tests.support.faults import gzip_bomb
 from tests.support.figures import record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image, compress
@@ -325,16 +325,25 @@ DRIPPING = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(DRIPPING))
-def test_a_dripping_body_ends_on_the_stall_rule(
-    case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
+# a body drips, or headers that never end (each byte well inside the 2 s per-read timeout, which alone
+# would let them go on for days)
+DRIPS = [("drip", case) for case in sorted(DRIPPING)] + [("drip-headers", "manifest"), ("drip-headers", "layer blob")]
+
+
+@pytest.mark.parametrize("kind, case", DRIPS)
+def test_a_dripping_answer_ends_on_the_stall_rule(
+    kind: FaultKind, case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
 ) -> None:
     path = DRIPPING[case](images["app"])
-    proxy.inject(Fault(path, "drip", pause=0.05, after=400, times=ALWAYS))
+    proxy.inject(Fault(path, kind, pause=0.05, after=400, times=ALWAYS))
     reference = _through(proxy, registry, images["app"])
     message = _expect_clean_failure(root, lambda: pull(reference, root, registry_options=STALLING), "transfer stalled")
-    assert "less than the stall limit of 1024 bytes per 0.5s" in message
-    assert len([s for s in proxy.requests_for(path) if s.fault == "drip"]) == 1  # a stall is not retried
+    assert path in message and "less than the stall limit of 1024 bytes per 0.5s" in message, message
+    drips = [s for s in proxy.requests_for(path) if s.fault == kind]
+    received = re.search(r"stalled: (\d+) bytes", message)
+    assert received is not None
+    record(f"{kind} {case}", requests=len(drips), bytes_in_window=int(received.group(1)), retried=len(drips) - 1)
+    assert len(drips) == 1  # a stall is not retried
 
 
 def test_the_stall_limit_on_the_command_line(
@@ -357,31 +366,6 @@ def test_the_stall_limit_on_the_command_line(
         assert ("invalid stall limit 'fast'" if case == "bad" else "transfer stalled") in done.stderr, (case, done.stderr)
     assert snapshot(root) == before
     FIGURES["trials"] += len(runs)
-
-
-HEADER_DRIPS = {
-    # case → the path whose answer never finishes its headers: one byte every 50 ms, each well inside
-    # the 2 s per-read timeout (20 bytes a second, under 1024 in 0.5 s)
-    "manifest": lambda image: "/manifests/",
-    "layer blob": lambda image: "/blobs/" + image.layer_digests[-1],
-}
-
-
-@pytest.mark.parametrize("case", sorted(HEADER_DRIPS))
-def test_dripping_headers_end_on_the_stall_rule(
-    case: str, images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
-) -> None:
-    """The stall rule covers the header phase, which no per-read timeout bounds; a stall is not retried."""
-    path = HEADER_DRIPS[case](images["app"])
-    proxy.inject(Fault(path, "drip-headers", pause=0.05, after=4000, times=ALWAYS))
-    reference = _through(proxy, registry, images["app"])
-    message = _expect_clean_failure(root, lambda: pull(reference, root, registry_options=STALLING), "transfer stalled")
-    assert path in message and "less than the stall limit of 1024 bytes per 0.5s" in message, message
-    drips = [s for s in proxy.requests_for(path) if s.fault == "drip-headers"]
-    received = re.search(r"stalled: (\d+) bytes", message)
-    assert received is not None
-    record(f"dripping headers {case}", requests=len(drips), header_bytes=int(received.group(1)), retried=len(drips) - 1)
-    assert len(drips) == 1
 
 
 def test_dripping_headers_on_the_command_line(
