@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from emustore import safejson
+from emustore.digest import Digest
 from emustore.errors import ManifestError
 from emustore.platform import Platform
 from emustore.pull import DEFAULT_CONCURRENCY, LoadRegistration, PullResult, pull
 from emustore.reference import Reference
 from emustore.sources.archives import ArchivedImage, archive_images, parse_source_name, pick_image
-from emustore.sources.docker_archive import sha256_of
 from emustore.sources.files import open_files
 from emustore.stores.docker.store import DockerStore
 
@@ -86,7 +86,7 @@ def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> No
         or parent_history != history[: len(parent_history)]
         or parent_diff_ids != diff_ids[: len(parent_diff_ids)]
     ):
-        raise ManifestError(f"image {parent_id} is not a valid parent for {sha256_of(config_bytes)}")
+        raise ManifestError(f"image {parent_id} is not a valid parent for {Digest.of_bytes(config_bytes)}")
 
 
 @contextmanager

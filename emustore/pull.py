@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore.digest import short_id
 from emustore.errors import ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
@@ -25,7 +26,7 @@ from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.platform import Platform, parse_platform
-from emustore.progress import Reporter, SilentReporter, short_id
+from emustore.progress import Reporter, SilentReporter
 from emustore.reference import Reference, parse_reference
 from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage

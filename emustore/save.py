@@ -8,7 +8,6 @@ own `docker save` gives them.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -21,13 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from emustore.digest import PREFIX, Digest, Hasher, hex_of
 from emustore.errors import InvalidReference, LayerError, StoreError
 from emustore.gojson import go_json, sorted_map
 from emustore.imageconfig import parse_image_config
 from emustore.layers.assemble import assemble, tar_split_entries
 from emustore.manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
 from emustore.reference import Reference, parse_reference
-from emustore.stores.docker.layerdb import chain_ids, hex_of
+from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 
 DOCKER, OCI = "docker", "oci"
@@ -107,7 +107,7 @@ def _image_id(store: DockerStore, text: str) -> str:
         names = []
     if len(names) != 1:
         raise StoreError(f"No such image: {text}" if not names else f"ambiguous image id prefix: {text}")
-    return "sha256:" + names[0]
+    return PREFIX + names[0]
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,13 @@ class _Layer:
 
     def chunks(self) -> Iterator[bytes]:
         """The layer tar, verified against the diff id at its end."""
-        digest = hashlib.sha256()
+        hasher = Hasher()
         for chunk in assemble(self.tar_split, self.diff_dir):
-            digest.update(chunk)
+            hasher.update(chunk)
             yield chunk
-        if "sha256:" + digest.hexdigest() != self.diff_id:
-            raise LayerError(f"layer {self.chain_id} reassembles to sha256:{digest.hexdigest()}, not its diff id {self.diff_id}")
+        actual = hasher.digest()
+        if actual != self.diff_id:
+            raise LayerError(f"layer {self.chain_id} reassembles to {actual}, not its diff id {self.diff_id}")
 
 
 def _layers(store: DockerStore, diff_ids: list[str]) -> list[_Layer]:
@@ -259,7 +260,7 @@ def _v1_id(chain_id: str, parent: str | None, top_config: dict[str, Any] | None)
     hashed = dict(v1, layer_id=chain_id)
     if parent:
         hashed["parent"] = "sha256:" + parent
-    v1_id = hashlib.sha256(go_json(sorted_map(hashed)).encode()).hexdigest()
+    v1_id = Digest.of_bytes(go_json(sorted_map(hashed)).encode()).hex
     document: dict[str, Any] = {"id": v1_id}
     if parent:
         document["parent"] = parent
@@ -341,7 +342,7 @@ def _write_oci(store: DockerStore, images: list[SavedImage], writer: _ArchiveWri
                 "layers": [{"mediaType": OCI_LAYER, "digest": layer.diff_id, "size": layer.size} for layer in layers],
             }
         ).encode()
-        manifest_digest = "sha256:" + hashlib.sha256(oci_manifest).hexdigest()
+        manifest_digest = Digest.of_bytes(oci_manifest)
         blobs[manifest_digest] = oci_manifest
         entry = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(oci_manifest)}
         for tag in saved.tags or [None]:

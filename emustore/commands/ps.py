@@ -7,6 +7,7 @@ import re
 import time
 
 from emustore.commands import add_root_argument
+from emustore.digest import short_id
 from emustore.display import since, table
 from emustore.errors import EmustoreError
 from emustore.stores.docker.catalog import Catalog
@@ -49,7 +50,7 @@ def image_text(container: Container, catalog: Catalog, no_trunc: bool) -> str:
             return typed
     except EmustoreError:
         pass
-    return container.image_id if no_trunc else container.image_id.removeprefix("sha256:")[:12]
+    return container.image_id if no_trunc else short_id(container.image_id)
 
 
 def created_text(container: Container, now: float) -> str:
@@ -66,7 +67,7 @@ def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: flo
     for container in containers:
         command = command_text(container)
         out.append((
-            container.id if no_trunc else container.id[:12],
+            container.id if no_trunc else short_id(container.id),
             image_text(container, catalog, no_trunc),
             '"%s"' % (command if no_trunc else ellipsis(command, 20)).replace("\\", "\\\\").replace('"', '\\"'),
             created_text(container, now),
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     containers = [c for c in store.list() if args.all or is_running(c.doc)]
     if args.quiet:
         for container in containers:
-            print(container.id if args.no_trunc else container.id[:12])
+            print(container.id if args.no_trunc else short_id(container.id))
         return 0
     print(table(HEADER, rows(containers, Catalog(args.root), args.no_trunc, time.time())), end="")
     return 0

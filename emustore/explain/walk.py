@@ -6,12 +6,12 @@ recorded as None so the renderers can show where the chain breaks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore.digest import PREFIX, Digest
 from emustore.errors import EmustoreError, StoreError
 from emustore.explain.containers import ContainerStep, containers_of
 from emustore.imageconfig import parse_image_config
@@ -95,7 +95,7 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
         image_id=image_id,
         config_path=config_path,
         config_size=len(data),
-        config_sha256="sha256:" + hashlib.sha256(data).hexdigest(),
+        config_sha256=Digest.of_bytes(data),
         created=config.created,
         diff_ids=config.diff_ids,
     )
@@ -125,8 +125,8 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
         found = sorted(n for n in _listdir(store.layout.imagedb_content) if n.startswith(is_id.group(1)))
         if len(found) > 1:
             raise StoreError("ambiguous image id prefix %s" % query)
-        if found and store.images.get("sha256:" + found[0]) is not None:
-            return None, None, "sha256:" + found[0]
+        if found and store.images.get(PREFIX + found[0]) is not None:
+            return None, None, PREFIX + found[0]
     raise StoreError("No such image: %s" % query)
 
 

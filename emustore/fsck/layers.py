@@ -6,17 +6,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsck.findings import DIGEST, HEX64, Findings, is_regular, listdir
+from emustore.digest import HEX64, SHA256_DIGEST, Digest
+from emustore.fsck.findings import Findings, is_regular, listdir
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 
 SIZE = re.compile(r"[0-9]+")
 REMOVING_SUFFIX = "-removing"
 LAYER_FILES = (  # name, content pattern, what it must look like, required
-    ("diff", DIGEST, "sha256:<64 hex>", True),
+    ("diff", SHA256_DIGEST, "sha256:<64 hex>", True),
     ("size", SIZE, "decimal digits", True),
     ("cache-id", HEX64, "64 hex digits", True),
-    ("parent", DIGEST, "sha256:<64 hex>", False),
+    ("parent", SHA256_DIGEST, "sha256:<64 hex>", False),
 )
 
 
@@ -63,7 +64,7 @@ def _layer_files(path: Path, found: Findings) -> Layer | None:
         found.report(path / "tar-split.json.gz", "missing or not a file; docker save and push of this layer fail")
     if not all(name in values for name in ("diff", "size", "cache-id")):
         return None
-    return Layer("sha256:" + path.name, values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))
+    return Layer(Digest.from_hex(path.name), values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))
 
 
 def _chain(store: DockerStore, layer: Layer, layers: dict[str, Layer], found: Findings) -> None:

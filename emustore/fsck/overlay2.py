@@ -3,12 +3,12 @@ content recomputed (size from diff/, diff id by reassembling the tar from tar-sp
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
 from pathlib import Path
 
+from emustore.digest import Hasher
 from emustore.errors import EmustoreError
 from emustore.layers.unprivileged import RECORD_NAME, Unwritable
 from emustore.fsck.findings import Findings, is_real_dir, is_regular, listdir
@@ -147,16 +147,16 @@ def _lower(store: DockerStore, layer: Layer, parent: Layer | None, found: Findin
 def _diff_id(layer: Layer, tar_split: Path, diff_dir: Path, found: Findings) -> None:
     """Reassemble the layer's tar as save/push would and hash it (the files of a non-base layer
     are all in its own diff/, so this equals reading through the merged overlay view)."""
-    digest = hashlib.sha256()
+    hasher = Hasher()
     try:
         for chunk in assemble(tar_split, diff_dir):
-            digest.update(chunk)
+            hasher.update(chunk)
     except EmustoreError as exc:
         found.report(diff_dir, "cannot be reassembled: %s" % exc)
         return
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         found.report(tar_split, "unreadable: %s" % exc)
         return
-    actual = "sha256:" + digest.hexdigest()
+    actual = hasher.digest()
     if actual != layer.diff_id:
         found.report(diff_dir, "reassembles to %s, but diff says %s" % (actual, layer.diff_id))

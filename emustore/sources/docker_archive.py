@@ -8,11 +8,11 @@ the way dockerd 20.10's `docker load` reads them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from typing import Any
 
 from emustore import safejson
+from emustore.digest import Digest, is_digest
 from emustore.errors import InvalidReference, ManifestError
 from emustore.gojson import go_json
 from emustore.imageconfig import parse_image_config
@@ -26,11 +26,6 @@ MANIFEST_JSON = "manifest.json"
 MAX_JSON_SIZE = 8 << 20
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 _BLOB_PATH = re.compile(r"(?:\./)?blobs/sha256/([0-9a-f]{64})")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-def sha256_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def read_json(files: Files, name: str) -> Any:
@@ -78,7 +73,7 @@ class DockerArchiveImage:
         self.layer_names: list[str] = layers
         self.tags = tuple(_parse_tag(files.label, tag) for tag in entry.get("RepoTags") or [])
         parent = entry.get("Parent") or None
-        if parent is not None and (not isinstance(parent, str) or not _DIGEST.fullmatch(parent)):
+        if parent is not None and (not is_digest(parent)):
             raise ManifestError(f"{files.label}: invalid Parent {parent!r} in manifest.json")
         self.parent: str | None = parent
         self._paths: dict[str, str] = {}
@@ -93,7 +88,7 @@ class DockerArchiveImage:
     def _resolve(self) -> ResolvedImage:
         """Read the config; a layer's digest is its blob name, else its diff id when it is a plain tar."""
         config_bytes = self.files.read(self.config_name, MAX_JSON_SIZE)
-        config_digest = sha256_of(config_bytes)
+        config_digest = Digest.of_bytes(config_bytes)
         diff_ids = parse_image_config(config_bytes).diff_ids
         if len(diff_ids) != len(self.layer_names):
             raise ManifestError(
@@ -118,7 +113,7 @@ class DockerArchiveImage:
         return ResolvedImage(
             reference=self.tags[0] if self.tags else untagged_reference(config_digest),
             repository="",
-            manifest_digest=sha256_of(manifest_bytes),
+            manifest_digest=Digest.of_bytes(manifest_bytes),
             manifest=manifest,
             manifest_bytes=manifest_bytes,
             config_bytes=config_bytes,
@@ -129,14 +124,11 @@ class DockerArchiveImage:
     def _digest(self, name: str, diff_id: str) -> str:
         named = _BLOB_PATH.fullmatch(name)
         if named:
-            return "sha256:" + named.group(1)
+            return Digest.from_hex(named.group(1))
         if sniff(self.files.head(name)) == PLAIN:
             return diff_id
-        digest = hashlib.sha256()
         with self.files.open(name) as stream:
-            for chunk in stream.iter_chunks():
-                digest.update(chunk)
-        return "sha256:" + digest.hexdigest()
+            return Digest.of_chunks(stream.iter_chunks())
 
     def open_layer(self, desc: Descriptor) -> contextlib.AbstractContextManager[FileStream]:
         return self.files.open(self._paths[desc.digest])

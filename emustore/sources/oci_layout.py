@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
+from emustore.digest import Digest, hex_of
 from emustore.errors import DigestMismatch, InvalidReference, ManifestError
 from emustore.manifest import (
     Descriptor,
@@ -21,7 +22,7 @@ from emustore.manifest import (
 from emustore.platform import Platform, host_platform
 from emustore.reference import Reference, parse_reference
 from emustore.sources.base import ResolvedImage
-from emustore.sources.docker_archive import MAX_JSON_SIZE, read_json, sha256_of, untagged_reference
+from emustore.sources.docker_archive import MAX_JSON_SIZE, read_json, untagged_reference
 from emustore.sources.files import FileStream, Files
 
 INDEX_JSON = "index.json"
@@ -31,14 +32,15 @@ OCI_REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def blob_name(digest: str) -> str:
-    return "blobs/sha256/" + digest.split(":", 1)[1]
+    return "blobs/sha256/" + hex_of(digest)
 
 
 def read_blob(files: Files, digest: str, limit: int = MAX_JSON_SIZE) -> bytes:
     """A small blob (manifest, index, config), checked against its digest."""
     data = files.read(blob_name(digest), limit)
-    if sha256_of(data) != digest:
-        raise DigestMismatch(f"{files.label}: blob {digest} does not match its digest (got {sha256_of(data)})")
+    actual = Digest.of_bytes(data)
+    if actual != digest:
+        raise DigestMismatch(f"{files.label}: blob {digest} does not match its digest (got {actual})")
     return data
 
 

@@ -19,7 +19,6 @@ A Catalog reads the tree once, lazily; make a new one after changing the root.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from emustore.digest import Digest, is_digest, is_hex64, short_id
 from emustore.errors import EmustoreError
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
@@ -34,8 +34,6 @@ from emustore.stores.docker.layerdb import LayerRecord, chain_ids
 from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.references import ReferenceStore, Repositories
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SIZE = re.compile(r"[+-]?[0-9]+")
 
 
@@ -71,7 +69,7 @@ class CatalogImage:
 
     @property
     def short_id(self) -> str:
-        return self.id.split(":", 1)[1][:12]
+        return short_id(self.id)
 
     @property
     def top_chain_id(self) -> str | None:
@@ -105,7 +103,7 @@ class ContainerUse:
 
     @property
     def short_id(self) -> str:
-        return self.id[:12]
+        return short_id(self.id)
 
 
 class Catalog:
@@ -126,7 +124,7 @@ class Catalog:
         except FileNotFoundError:
             entries = []
         for entry in entries:
-            if _HEX64.fullmatch(entry.name):
+            if is_hex64(entry.name):
                 record = _read_layer(entry)
                 if record is not None:
                     raw[record.chain_id] = record
@@ -176,8 +174,8 @@ class Catalog:
         except FileNotFoundError:
             entries = []
         for entry in entries:
-            if _HEX64.fullmatch(entry.name):
-                image = self._read_image("sha256:" + entry.name, entry)
+            if is_hex64(entry.name):
+                image = self._read_image(Digest.from_hex(entry.name), entry)
                 if image is not None:
                     images[image.id] = image
         return images
@@ -187,7 +185,7 @@ class Catalog:
             raw = path.read_bytes()
         except OSError:
             return None
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != image_id:
+        if Digest.of_bytes(raw) != image_id:
             return None
         try:
             decoded = decode_image(json.loads(raw))
@@ -210,7 +208,7 @@ class Catalog:
             chain_ids=chains,
             size=self.chain_size(chains[-1]) if chains else 0,
             references=self.references_of(image_id),
-            parent=parent if parent and _DIGEST.fullmatch(parent) else None,
+            parent=parent if parent and is_digest(parent) else None,
             last_tag_time=last_tag_time,
         )
 
@@ -229,7 +227,7 @@ class Catalog:
         A 64-hex id or `sha256:<hex>` is an id; otherwise a reference (default tag "latest")
         looked up in repositories.json, then an unambiguous id prefix.
         """
-        if _HEX64.fullmatch(text) or _DIGEST.fullmatch(text):
+        if is_hex64(text) or is_digest(text):
             image = self._images.get(text if text.startswith("sha256:") else "sha256:" + text)
             if image is None:
                 raise NoSuchImage("No such image: %s" % text)
@@ -309,11 +307,11 @@ def _read_layer(path: Path) -> LayerRecord | None:
             json.loads(descriptor.read_bytes())
     except (OSError, ValueError):
         return None
-    if not _DIGEST.fullmatch(diff) or not _SIZE.fullmatch(size_text) or not cache_id:
+    if not is_digest(diff) or not _SIZE.fullmatch(size_text) or not cache_id:
         return None
-    if parent_text is not None and not _DIGEST.fullmatch(parent_text):
+    if parent_text is not None and not is_digest(parent_text):
         return None
-    return LayerRecord("sha256:" + path.name, diff, int(size_text), cache_id, parent_text)
+    return LayerRecord(Digest.from_hex(path.name), diff, int(size_text), cache_id, parent_text)
 
 
 def _load_with_parents(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emustore.digest import is_digest, is_hex64, short_id
 from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
@@ -37,7 +38,6 @@ from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _LOWER_ELEMENT = re.compile(r"l/([A-Z2-7]{26})")
 
 
@@ -91,7 +91,7 @@ class ContainerStore:
         return sorted(found, key=_created_key, reverse=True)
 
     def _read(self, container_id: str) -> Container | None:
-        if not _HEX64.fullmatch(container_id):
+        if not is_hex64(container_id):
             return None
         mount = self.mounts_dir / container_id
         try:
@@ -101,9 +101,9 @@ class ContainerStore:
             parent = (mount / "parent").read_text().strip()
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict) or not _HEX64.fullmatch(mount_id) or init_id != mount_id + "-init":
+        if not isinstance(doc, dict) or not is_hex64(mount_id) or init_id != mount_id + "-init":
             return None  # the ids name dirs under overlay2/: nothing else may pass
-        if parent and not (parent.startswith("sha256:") and _HEX64.fullmatch(parent[7:])):
+        if parent and not is_digest(parent):
             return None
         return Container(container_id, doc, mount_id, init_id, parent)
 
@@ -130,14 +130,14 @@ class ContainerStore:
         try:
             while chain:
                 record = self.store.layers.read(chain)
-                if not _HEX64.fullmatch(record.cache_id):
+                if not is_hex64(record.cache_id):
                     raise ValueError("not a cache id")  # it names a dir under overlay2/
                 diffs.append(self.store.overlay2.diff_dir(record.cache_id))
                 chain = record.parent
         except (OSError, ValueError):
-            raise StoreError("container %s: its image layer %s is missing or unreadable" % (container.id[:12], chain)) from None
+            raise StoreError("container %s: its image layer %s is missing or unreadable" % (short_id(container.id), chain)) from None
         if not all(diff.is_dir() for diff in diffs):
-            raise StoreError("container %s: a layer dir under overlay2/ is missing" % container.id[:12])
+            raise StoreError("container %s: a layer dir under overlay2/ is missing" % short_id(container.id))
         return LayerStack(diffs)
 
     def _require(self, container: Container) -> None:
@@ -305,6 +305,6 @@ def overlay2_dir_of_link(links: Path, element: str) -> str:
     """The overlay2 dir name an `l/<link>` lower element points at (`../<cache id>/diff`)."""
     match = _LOWER_ELEMENT.fullmatch(element)
     target = os.readlink(links / match[1]).split("/") if match else []
-    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not _HEX64.fullmatch(target[1]):
+    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not is_hex64(target[1]):
         raise StoreError("not a layer link in a lower file: %s" % one_line(element))
     return target[1]

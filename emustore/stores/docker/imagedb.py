@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from emustore.digest import Digest, hex_of
 from emustore.fsutil import atomic_write, ensure_dir
-from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.layout import DataRoot
 
 
@@ -23,7 +22,7 @@ class ImageDB:
             data = self.path(image_id).read_bytes()
         except FileNotFoundError:
             return None
-        return data if "sha256:" + hashlib.sha256(data).hexdigest() == image_id else None
+        return data if Digest.of_bytes(data) == image_id else None
 
     def parent(self, image_id: str) -> str | None:
         """The parent image recorded in metadata (builds, commits and loads write it; pulls never)."""
@@ -40,6 +39,6 @@ class ImageDB:
 
     def put(self, config: bytes) -> str:
         """Store a config (0600, atomically) and return its image id."""
-        image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+        image_id = Digest.of_bytes(config)
         atomic_write(self.path(image_id), config, 0o600)
         return image_id

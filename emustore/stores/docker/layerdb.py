@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from emustore.digest import Digest, hex_of
 from emustore.fsutil import write_all_synced
 from emustore.stores.docker.layout import DataRoot
 
@@ -19,12 +19,8 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
             chains.append(diff_id)
         else:
             text = (chains[-1] + " " + diff_id).encode("ascii")
-            chains.append("sha256:" + hashlib.sha256(text).hexdigest())
+            chains.append(Digest.of_bytes(text))
     return chains
-
-
-def hex_of(digest: str) -> str:
-    return digest.split(":", 1)[1]
 
 
 @dataclass(frozen=True)

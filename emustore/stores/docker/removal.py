@@ -12,12 +12,12 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+from emustore.digest import PREFIX, hex_of
 from emustore.errors import EmustoreError
 from emustore.fsutil import atomic_write, ensure_dir, remove_tree
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
-from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.store import DockerStore
 
@@ -236,7 +236,7 @@ class _Deleter:
 
 
 def _is_id_prefix(image_id: str, text: str) -> bool:
-    return image_id.startswith("sha256:" + text) or image_id.startswith(text)
+    return image_id.startswith(PREFIX + text) or image_id.startswith(text)
 
 
 def _is_single_reference(refs: tuple[StoredReference, ...]) -> bool:

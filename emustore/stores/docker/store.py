@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emustore.digest import is_hex64
 from emustore.fsutil import ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
 from emustore.stores.docker.distribution import DistributionMetadata
@@ -20,7 +20,6 @@ from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
 from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
 
-_CACHE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 WRITE_SET_SUFFIX = ".layerdb"
@@ -60,7 +59,7 @@ def uncommitted_layers(set_dir: Path) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     stems = [name.removesuffix(WRITE_SET_SUFFIX) for name in names if name.endswith(WRITE_SET_SUFFIX)]
-    return sorted(stem for stem in stems if stem not in names and _CACHE_ID.fullmatch(stem))
+    return sorted(stem for stem in stems if stem not in names and is_hex64(stem))
 
 
 class DockerStore:
