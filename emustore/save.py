@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from emustore.digest import PREFIX, Digest, Hasher, hex_of
-from emustore.errors import InvalidReference, LayerError, StoreError
+from emustore.errors import InvalidReference, LayerError, NoSuchImage, StoreError
 from emustore.gojson import go_json, sorted_map
 from emustore.imageconfig import parse_image_config
 from emustore.layers.assemble import assemble, tar_split_entries
 from emustore.manifest import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.references import lookup
 from emustore.stores.docker.store import DockerStore
 
 DOCKER, OCI = "docker", "oci"
@@ -70,7 +71,7 @@ def find_images(store: DockerStore, names: list[str]) -> list[SavedImage]:
 
     def add(image_id: str, tag: Reference | None) -> None:
         if store.images.get(image_id) is None:
-            raise StoreError(f"No such image: {image_id}")
+            raise NoSuchImage(image_id)
         saved = found.setdefault(image_id, SavedImage(image_id))
         if tag is not None and tag not in saved.tags:
             saved.tags.append(tag)
@@ -89,10 +90,10 @@ def find_images(store: DockerStore, names: list[str]) -> list[SavedImage]:
             for key in sorted(keys):
                 add(keys[key], None if "@" in key else parse_reference(key))
             continue
-        key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
-        if key not in keys:
-            raise StoreError(f"No such image: {name}")
-        add(keys[key], None if ref.digest else ref)
+        image_id = lookup(repos, ref)
+        if image_id is None:
+            raise NoSuchImage(name)
+        add(image_id, None if ref.digest else ref)
     return list(found.values())
 
 
@@ -100,13 +101,13 @@ def _image_id(store: DockerStore, text: str) -> str:
     """An image id from a full id or a unique hex prefix."""
     prefix = text.removeprefix("sha256:")
     if not prefix or not set(prefix) <= _HEX:
-        raise StoreError(f"No such image: {text}")
+        raise NoSuchImage(text)
     try:
         names = [p.name for p in store.layout.imagedb_content.iterdir() if p.name.startswith(prefix)]
     except FileNotFoundError:
         names = []
     if len(names) != 1:
-        raise StoreError(f"No such image: {text}" if not names else f"ambiguous image id prefix: {text}")
+        raise NoSuchImage(text) if not names else StoreError(f"ambiguous image id prefix: {text}")
     return PREFIX + names[0]
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emustore.digest import PREFIX, Digest
-from emustore.errors import EmustoreError, StoreError
+from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.explain.containers import ContainerStep, containers_of
 from emustore.imageconfig import parse_image_config
 from emustore.reference import parse_reference
 from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.references import lookup, lookup_key
 from emustore.stores.docker.store import DockerStore
 
 _IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
@@ -115,8 +116,8 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
     is_id = _IMAGE_ID.fullmatch(query)
     if not (is_id and (query.startswith("sha256:") or len(query) == 64)):
         ref = parse_reference(query)
-        key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
-        image_id = repos.get(ref.familiar_name, {}).get(key)
+        key = lookup_key(ref)
+        image_id = lookup(repos, ref)
         if image_id is not None:
             if store.images.get(image_id) is None:
                 raise StoreError("%s points at %s, which is missing or does not verify" % (key, image_id))
@@ -127,7 +128,7 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
             raise StoreError("ambiguous image id prefix %s" % query)
         if found and store.images.get(PREFIX + found[0]) is not None:
             return None, None, PREFIX + found[0]
-    raise StoreError("No such image: %s" % query)
+    raise NoSuchImage(query)
 
 
 def _layer(store: DockerStore, index: int, diff_id: str, chain_id: str, parent: str | None, links: dict[str, int]) -> LayerStep:

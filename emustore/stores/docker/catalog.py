@@ -27,18 +27,14 @@ from functools import cached_property
 from pathlib import Path
 
 from emustore.digest import Digest, is_digest, is_hex64, short_id
-from emustore.errors import EmustoreError
+from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
 from emustore.stores.docker.layerdb import LayerRecord, chain_ids
 from emustore.stores.docker.layout import DataRoot
-from emustore.stores.docker.references import ReferenceStore, Repositories
+from emustore.stores.docker.references import ReferenceStore, Repositories, lookup
 
 _SIZE = re.compile(r"[+-]?[0-9]+")
-
-
-class NoSuchImage(EmustoreError):
-    """No image in the root matches the reference or id."""
 
 
 @dataclass(frozen=True)
@@ -230,10 +226,10 @@ class Catalog:
         if is_hex64(text) or is_digest(text):
             image = self._images.get(text if text.startswith("sha256:") else "sha256:" + text)
             if image is None:
-                raise NoSuchImage("No such image: %s" % text)
+                raise NoSuchImage(text)
             return image
         ref = parse_reference(text, default_tag=False)
-        target = self.repositories.get(ref.familiar_name, {}).get(_lookup_key(ref))
+        target = lookup(self.repositories, ref)
         if target is not None and target in self._images:
             return self._images[target]
         prefix = text.removeprefix("sha256:")
@@ -241,7 +237,7 @@ class Catalog:
             matches = [i for i in self._images if i[7:].startswith(prefix)]
             if len(matches) == 1:
                 return self._images[matches[0]]
-        raise NoSuchImage("No such image: %s" % text)
+        raise NoSuchImage(text)
 
     # containers
 
@@ -337,8 +333,3 @@ def _parse_key(key: str) -> Reference | None:
         return None
 
 
-def _lookup_key(ref: Reference) -> str:
-    """The repositories.json key a reference is stored under (tag dropped when a digest is given)."""
-    if ref.digest:
-        return ref.digest_key(ref.digest)
-    return "%s:%s" % (ref.familiar_name, ref.tag or "latest")

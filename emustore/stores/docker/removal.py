@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass, field, replace
 
 from emustore.digest import PREFIX, hex_of
-from emustore.errors import EmustoreError
+from emustore.errors import EmustoreError, NoSuchImage
 from emustore.fsutil import atomic_write, ensure_dir, remove_tree
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
+from emustore.stores.docker.references import lookup_key
 from emustore.stores.docker.store import DockerStore
 
 _DEPENDENT_CHILD, _RUNNING, _ACTIVE_REFERENCE, _STOPPED = 1, 2, 4, 8
@@ -150,10 +151,10 @@ class _Deleter:
         return self.records
 
     def untag(self, ref: Reference) -> None:
-        key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
+        key = lookup_key(ref)
         repository = self.repos.get(ref.familiar_name, {})
         if key not in repository:
-            raise EmustoreError("No such image: %s" % ref)
+            raise NoSuchImage(ref)
         del repository[key]
         if not repository:
             del self.repos[ref.familiar_name]
