@@ -143,9 +143,9 @@ class _Layer:
 def _layers(store: DockerStore, diff_ids: list[str]) -> list[_Layer]:
     layers = []
     for chain_id, diff_id in zip(chain_ids(diff_ids), diff_ids):
-        if not store.layers.exists(chain_id):
-            raise StoreError(f"layer {chain_id} of the image is missing from the root")
-        record = store.layers.read(chain_id)
+        record = store.layers.load(chain_id)
+        if record is None:
+            raise StoreError(f"layer {chain_id} of the image is missing from the root or unreadable")
         tar_split = store.layers.path(chain_id) / "tar-split.json.gz"
         if not tar_split.is_file():
             raise StoreError(f"layer {chain_id} has no tar-split.json.gz: its tar cannot be reassembled")

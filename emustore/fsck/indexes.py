@@ -8,13 +8,14 @@ from emustore.errors import EmustoreError
 from emustore.digest import Digest, is_digest, is_hex64
 from emustore.fsck.findings import Findings, listdir
 from emustore.fsutil import TEMP_PREFIX
-from emustore.fsck.layers import Layer, loadable
+from emustore.fsck.layers import loadable
+from emustore.stores.docker.layerdb import LayerRecord
 from emustore.imageconfig import parse_image_config
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 
 
-def check_imagedb(store: DockerStore, layers: dict[str, Layer], found: Findings) -> set[str]:
+def check_imagedb(store: DockerStore, layers: dict[str, LayerRecord], found: Findings) -> set[str]:
     """Image ids dockerd would list: the config verifies and its top layer loads."""
     images: set[str] = set()
     content = store.layout.imagedb_content

@@ -2,14 +2,14 @@
 
 This is the stable API for every reader of a root (images, inspect, rmi, du, fsck):
 
-* `Catalog(root).layers()` – chain id → `LayerRecord` for every layer dockerd loads at start
-  (§5.3: required files readable, `size` bare digits, parent loadable, `-removing` dirs ignored).
+* `Catalog(root).layers()` – chain id → `LayerRecord` for every layer dockerd loads at start (`LayerDB.load`,
+  §5.3: required files readable, `size` an integer, parent loadable, `-removing` dirs ignored).
 * `Catalog(root).images()` – `CatalogImage` for every image dockerd restores (§4: the config
   verifies and decodes, its top chain is a loaded layer), newest first.
 * `Catalog(root).resolve(text)` – the image a name, digest reference, id or id prefix means,
   as `docker image inspect`/`rmi` look it up; `NoSuchImage` otherwise.
 * `Catalog(root).containers()` – the containers' image ids (containers/*/config.v2.json);
-  `mount_parents()` – the chain ids container layers sit on (layerdb/mounts/*/parent).
+  `mount_parents()` – the chain ids container layers sit on (`LayerDB.mounts`).
 * `heads()`, `children(id)` – images without children / whose metadata `parent` is `id`;
   `layer_chain(chain)`, `chain_size(chain)` – a layer with its ancestors, and their size sum.
 * `require_data_root(root)` – the DataRoot of an existing directory, else an EmustoreError.
@@ -30,11 +30,10 @@ from emustore.digest import Digest, is_digest, is_hex64, short_id
 from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
-from emustore.stores.docker.layerdb import LayerRecord, chain_ids
+from emustore.stores.docker.layerdb import LayerDB, LayerRecord, chain_ids
 from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.references import ReferenceStore, Repositories, lookup
 
-_SIZE = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -105,6 +104,7 @@ class ContainerUse:
 class Catalog:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.layout = require_data_root(root)
+        self.layerdb = LayerDB(self.layout)
 
     # layers
 
@@ -115,15 +115,10 @@ class Catalog:
     @cached_property
     def _layers(self) -> dict[str, LayerRecord]:
         raw: dict[str, LayerRecord] = {}
-        try:
-            entries = list(self.layout.layers.iterdir())
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if is_hex64(entry.name):
-                record = _read_layer(entry)
-                if record is not None:
-                    raw[record.chain_id] = record
+        for chain_id in self.layerdb.chain_ids():
+            record = self.layerdb.load(chain_id)
+            if record is not None:
+                raw[chain_id] = record
         loaded: dict[str, LayerRecord] = {}
         for chain_id in raw:
             _load_with_parents(chain_id, raw, loaded, set())
@@ -256,12 +251,7 @@ class Catalog:
 
     def mount_parents(self) -> list[str]:
         """Chain ids that container layers sit on (layerdb/mounts/*/parent); they hold layers."""
-        parents = []
-        for parent in sorted(self.layout.layerdb.glob("mounts/*/parent")):
-            text = _read_text(parent)
-            if text:
-                parents.append(text)
-        return parents
+        return [mount.parent for mount in self.layerdb.mounts() if mount.parent]
 
 
 def require_data_root(root: str | os.PathLike[str]) -> DataRoot:
@@ -289,25 +279,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text().strip()
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _read_layer(path: Path) -> LayerRecord | None:
-    """One layerdb entry as the loader reads it, or None when dockerd would skip it."""
-    try:
-        diff = (path / "diff").read_text().strip()
-        size_text = (path / "size").read_text()
-        cache_id = (path / "cache-id").read_text().strip()
-        parent_text = _read_text(path / "parent") if (path / "parent").exists() else None
-        descriptor = path / "descriptor.json"
-        if descriptor.exists():
-            json.loads(descriptor.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not is_digest(diff) or not _SIZE.fullmatch(size_text) or not cache_id:
-        return None
-    if parent_text is not None and not is_digest(parent_text):
-        return None
-    return LayerRecord(Digest.from_hex(path.name), diff, int(size_text), cache_id, parent_text)
 
 
 def _load_with_parents(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emustore.digest import is_digest, is_hex64, short_id
+from emustore.digest import is_hex64, short_id
 from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
@@ -93,19 +93,14 @@ class ContainerStore:
     def _read(self, container_id: str) -> Container | None:
         if not is_hex64(container_id):
             return None
-        mount = self.mounts_dir / container_id
         try:
             doc = json.loads((self.containers_dir / container_id / "config.v2.json").read_bytes())
-            mount_id = (mount / "mount-id").read_text().strip()
-            init_id = (mount / "init-id").read_text().strip()
-            parent = (mount / "parent").read_text().strip()
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict) or not is_hex64(mount_id) or init_id != mount_id + "-init":
-            return None  # the ids name dirs under overlay2/: nothing else may pass
-        if parent and not is_digest(parent):
+        mount = self.store.layers.read_mount(container_id)
+        if not isinstance(doc, dict) or not mount.valid:
             return None
-        return Container(container_id, doc, mount_id, init_id, parent)
+        return Container(container_id, doc, str(mount.mount_id), str(mount.init_id), str(mount.parent))
 
     def find(self, text: str) -> Container:
         """The container a full id, name (with or without "/") or unique id prefix names."""

@@ -18,7 +18,7 @@ from emustore.fsutil import atomic_write, ensure_dir, remove_tree
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
-from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
+from emustore.stores.docker.overlay2 import new_cache_id
 from emustore.stores.docker.references import lookup_key
 from emustore.stores.docker.store import DockerStore
 
@@ -229,11 +229,7 @@ class _Deleter:
         return removed
 
     def delete_layer(self, chain_id: str, cache_id: str) -> None:
-        layers = self.store.layout.layers
-        removing = layers / ("%s-%s-removing" % (hex_of(chain_id), new_cache_id()))
-        os.rename(layers / hex_of(chain_id), removing)
-        Overlay2(self.store.layout).remove(cache_id)
-        remove_tree(removing)
+        self.store.layers.remove(chain_id, new_cache_id(), lambda: self.store.overlay2.remove(cache_id))
 
 
 def _is_id_prefix(image_id: str, text: str) -> bool:
