@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emustore.platform import Platform
-from emustore.pull import PullResult
+from emustore.pull import PullOptions, PullResult
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
 
@@ -28,14 +29,19 @@ if TYPE_CHECKING:
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["Store", "pull"]
+__all__ = ["PullOptions", "Store", "pull"]
 
 
 def pull(
-    reference: str | Reference, root: str | os.PathLike[str], platform: str | Platform | None = None
+    reference: str | Reference,
+    root: str | os.PathLike[str],
+    platform: str | Platform | None = None,
+    options: PullOptions | None = None,
 ) -> PullResult:
-    """Pull an image from its registry into the data root `root`, like `docker pull`."""
-    return _pull(reference, root, platform=platform)
+    """Pull an image from its registry into the data root `root`, like `docker pull`; `options`
+    as the CLI's (concurrency, force, limits, registry options, blob cache…), `platform` over theirs."""
+    options = options or PullOptions()
+    return _pull(reference, root, replace(options, platform=platform) if platform is not None else options)
 
 
 class Store:
@@ -49,9 +55,11 @@ class Store:
     def __repr__(self) -> str:
         return "Store(%r)" % str(self.root)
 
-    def pull(self, reference: str | Reference, platform: str | Platform | None = None) -> PullResult:
+    def pull(
+        self, reference: str | Reference, platform: str | Platform | None = None, options: PullOptions | None = None
+    ) -> PullResult:
         """Pull an image into this root."""
-        return pull(reference, self.root, platform=platform)
+        return pull(reference, self.root, platform, options)
 
     def images(self, reference: str | None = None, all: bool = False) -> list[CatalogImage]:
         """Images as `docker images [REFERENCE]` lists them, newest first."""

@@ -66,6 +66,8 @@ class BlobStream:
     The bytes are passed on as they came (a Content-Encoding, never asked for, is not decoded:
     the digest check refuses such a blob), under the stall rule across reconnections."""
 
+    file_reads = False
+
     def __init__(
         self,
         response: httpx.Response,

@@ -108,7 +108,9 @@ class _BlobWriter:
 
 
 class _CachedBlob:
-    """A layer read back from the cache."""
+    """A layer read back from the cache (it stands for a registry download: no file read cuts)."""
+
+    file_reads = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -121,6 +123,8 @@ class _CachedBlob:
 
 class _TeeBlob:
     """A layer streamed from the wrapped source and copied into the cache on the way."""
+
+    file_reads = False
 
     def __init__(self, blob: LayerStream, writer: _BlobWriter) -> None:
         self.size = blob.size
