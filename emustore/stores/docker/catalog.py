@@ -120,8 +120,8 @@ class Catalog:
             if record is not None:
                 raw[chain_id] = record
         loaded: dict[str, LayerRecord] = {}
-        for chain_id in raw:
-            _load_with_parents(chain_id, raw, loaded, set())
+        for top in raw:
+            _load_with_parents(top, raw, loaded, set())
         return loaded
 
     def layer_chain(self, chain_id: str) -> list[LayerRecord]:

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,7 +257,7 @@ class ContainerStore:
             remove_tree(doomed, ignore_errors=True)
 
     def change(
-        self, container: Container, additions: list[tuple[str, str]], deletions: list[str], force: bool = False
+        self, container: Container, additions: Sequence[tuple[str, str]], deletions: Sequence[str], force: bool = False
     ) -> None:
         """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts).
         A running dockerd may have the container's layers mounted: its root is refused unless `force`."""
