@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emustore.digest import short_id
 from emustore.errors import ManifestError
@@ -34,8 +35,8 @@ from emustore.sources.base import ImageSource, ResolvedImage
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.ownership import check_not_owned
-from emustore.stores.docker.staging import StagingSet
-from emustore.stores.docker.store import DockerStore, StagedLayer
+from emustore.stores.destination import Destination, Staged, Staging
+from emustore.stores.docker.store import DockerStore
 
 DEFAULT_CONCURRENCY = 4
 IN_THREAD_MAX = 1 << 20  # blobs up to this size are unpacked in the pull's own thread
@@ -114,7 +115,7 @@ class _Layer:
     parent: str | None  # the chain id below
     exists: bool = False  # already in the root ("Already exists")
     first: _Layer | None = None  # a lower position with the same blob (then this one is a copy of it)
-    staged: StagedLayer | None = None  # set when this position downloads its blob
+    staged: Staged | None = None  # set when this position downloads its blob
     result: LayerResult | None = None
 
 
@@ -136,7 +137,7 @@ def pull(
     options = options or PullOptions()
     opened = source
     old_umask = os.umask(DOCKER_UMASK)
-    store: DockerStore | None = None
+    store: Destination[Any, Any] | None = None
     try:
         check_not_owned(root, options.force)
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
@@ -145,7 +146,7 @@ def pull(
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
-            opened = opened or RegistrySource(ref, platform, options=options.registry, config_stores=[store.images])
+            opened = opened or RegistrySource(ref, platform, options=options.registry, config_stores=[store.configs])
             if options.blob_cache is not None:
                 from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
 
@@ -153,7 +154,7 @@ def pull(
             return _pull(ref, opened, store, staging, reporter or SilentReporter(), options, registration)
     except BaseException:
         if store is not None:
-            store.layout.remove_empty_staging()
+            store.discard_staging()
         raise
     finally:
         if opened is not None:
@@ -164,8 +165,8 @@ def pull(
 def _pull(
     ref: Reference,
     source: ImageSource,
-    store: DockerStore,
-    staging: StagingSet,
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
     options: PullOptions,
     registration: Registration,
@@ -178,11 +179,9 @@ def _pull(
     image_id = image.config_digest
     chains = chain_ids(config.diff_ids)
     references = registration.references(image)
-    present = store.has_image(image_id, chains[-1]) if chains else store.images.get(image_id) is not None
-    if present:
-        with store.lock():
-            store.layout.prepare_store(distribution=registration.by_distribution)
-            store.references.add(references)
+    if store.has_image(image_id, chains[-1] if chains else None):
+        with store.committing(registration.by_distribution):
+            store.tag(references)
         report.done(ref, image.manifest_digest, downloaded=False)
         return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
 
@@ -192,10 +191,10 @@ def _pull(
             report.layer(layer.blob.digest, "Already exists")
     downloads = [layer for layer in layers if not layer.exists and layer.first is None]
     _download(downloads, source, store, staging, report, options)
-    with store.lock(), _interrupts_deferred():
+    with store.committing(registration.by_distribution), _interrupts_deferred():
         _register(image, layers, store, staging, report, registration)
-        store.images.put(image.config_bytes)
-        store.references.add(references)
+        store.put_image(image.config_bytes)
+        store.tag(references)
     report.done(ref, image.manifest_digest, downloaded=True)
     unwritten = [
         layer.result.unwritable.counts()
@@ -209,7 +208,7 @@ def _pull(
 
 
 def _plan(
-    image: ResolvedImage, diff_ids: list[str], chains: list[str], store: DockerStore, by_distribution: bool
+    image: ResolvedImage, diff_ids: list[str], chains: list[str], store: Destination[Any, Any], by_distribution: bool
 ) -> list[_Layer]:
     """The image's layers, bottom-up, with dockerd's skip rule: a layer exists when its blob maps
     to its diff id and its chain is there (a load, not `by_distribution`, looks at the chain only);
@@ -219,8 +218,7 @@ def _plan(
     for i, desc in enumerate(image.layers):
         layer = _Layer(desc, diff_ids[i], chains[i], chains[i - 1] if i else None)
         if not first_of:  # every layer below exists
-            known = not by_distribution or store.distribution.diff_id_for(desc.digest) == diff_ids[i]
-            layer.exists = known and store.layers.exists(chains[i])
+            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest if by_distribution else None)
         if not layer.exists:
             layer.first = first_of.get(desc.digest)
             first_of.setdefault(desc.digest, layer)
@@ -231,13 +229,13 @@ def _plan(
 def _download(
     downloads: list[_Layer],
     source: ImageSource,
-    store: DockerStore,
-    staging: StagingSet,
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
     options: PullOptions,
 ) -> None:
     """Download, verify and extract every needed blob once, several at a time, and prepare its
-    layerdb record (DockerStore.prepare_record); each layer gets its `staged` dir and `result`.
+    record (Destination.prepare_layer); each layer gets its `staged` dir and `result`.
 
     When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
     stop = threading.Event()
@@ -272,7 +270,7 @@ def _download(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
                 % (short_id(desc.digest), result.diff_id, layer.diff_id)
             )
-        store.prepare_record(staged, layer.chain_id, result.diff_id, layer.parent, result.size)
+        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size)
         layer.result = result
         report.layer(desc.digest, "Download complete")
 
@@ -304,13 +302,12 @@ class _Stopped(Exception):
 def _register(
     image: ResolvedImage,
     layers: list[_Layer],
-    store: DockerStore,
-    staging: StagingSet,
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
     registration: Registration,
 ) -> None:
-    """Chain order, under the lock: layers, then (for a pull) their distribution metadata."""
-    store.layout.prepare_store(distribution=registration.by_distribution)
+    """Chain order, under the lock: layers, then (for a pull) where their blobs came from."""
     for layer in layers:
         if layer.exists:
             continue
@@ -318,19 +315,13 @@ def _register(
             staged = layer.staged
             assert staged is not None
         else:  # a blob already registered lower: copied, as dockerd does
-            first = store.layers.read(layer.first.chain_id)
-            staged = store.stage_copy(
-                staging,
-                store.overlay2.diff_dir(first.cache_id),
-                store.layers.path(first.chain_id) / "tar-split.json.gz",
-                reread=not registration.by_distribution,
-            )
+            staged = store.stage_repeat(staging, layer.first.chain_id, reread=not registration.by_distribution)
             assert layer.first.result is not None
-            store.prepare_record(staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size)
-        store.register_layer(staged, layer.chain_id, layer.parent)
+            store.prepare_layer(staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size)
+        store.commit_layer(staged, layer.chain_id, layer.parent)
         report.layer(layer.blob.digest, "Pull complete")
     if registration.by_distribution:
-        store.distribution.record_pulls([(layer.diff_id, layer.blob.digest, image.repository) for layer in layers])
+        store.record_blobs([(layer.diff_id, layer.blob.digest, image.repository) for layer in layers])
 
 
 @contextmanager

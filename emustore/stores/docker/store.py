@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +76,50 @@ class DockerStore:
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
-    def has_image(self, image_id: str, top_chain_id: str) -> bool:
-        """Present as dockerd sees it: the config verifies and its top layer is loadable."""
-        return self.images.get(image_id) is not None and self.layers.exists(top_chain_id)
+    # The Destination protocol (stores/destination.py), as a Docker overlay2 root answers it.
+
+    @property
+    def configs(self) -> ImageDB:
+        return self.images
+
+    def has_image(self, image_id: str, top_chain_id: str | None) -> bool:
+        """Present as dockerd sees it: the config verifies and its top layer (if any) is loadable."""
+        return self.images.get(image_id) is not None and (top_chain_id is None or self.layers.exists(top_chain_id))
+
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
+        """dockerd's skip rule: the chain is there and (for a pull) the blob maps to the diff id."""
+        known = blob_digest is None or self.distribution.diff_id_for(blob_digest) == diff_id
+        return known and self.layers.exists(chain_id)
+
+    def discard_staging(self) -> None:
+        self.layout.remove_empty_staging()
+
+    def stage_repeat(self, into: StagingSet, chain_id: str, reread: bool) -> StagedLayer:
+        first = self.layers.read(chain_id)
+        return self.stage_copy(
+            into, self.overlay2.diff_dir(first.cache_id), self.layers.path(chain_id) / "tar-split.json.gz", reread
+        )
+
+    def prepare_layer(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
+        self.prepare_record(staged, chain_id, diff_id, parent, size)
+
+    @contextmanager
+    def committing(self, record_blobs: bool) -> Iterator[None]:
+        with self.lock():
+            self.layout.prepare_store(distribution=record_blobs)
+            yield
+
+    def commit_layer(self, staged: StagedLayer, chain_id: str, parent: str | None) -> bool:
+        return self.register_layer(staged, chain_id, parent)
+
+    def record_blobs(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        self.distribution.record_pulls(list(entries))
+
+    def put_image(self, config: bytes) -> str:
+        return self.images.put(config)
+
+    def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
+        self.references.add(list(references))
 
     @contextmanager
     def staging(self, kind: str) -> Iterator[StagingSet]:
