@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from emustore.commands import add_root_argument
 from emustore.digest import short_id
 from emustore.display import human_size, since, table
-from emustore.stores.docker.catalog import Catalog
-from emustore.stores.docker.usage import DiskUsage, disk_usage
+from emustore.api import Store
+
+if TYPE_CHECKING:
+    from emustore.stores.docker.usage import DiskUsage
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,7 +22,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    usage = disk_usage(Catalog(args.root))
+    usage = Store(args.root).disk_usage()
     print(_verbose(usage) if args.verbose else _summary(usage), end="")
     return 0
 

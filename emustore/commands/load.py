@@ -7,8 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.load import load
-from emustore.pull import PullOptions
+from emustore.api import PullOptions, Store
 
 
 class StdinIsTerminal(EmustoreError):
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         source = args.input
     options = PullOptions(platform=args.platform, force=args.force)
-    for loaded in load(source, args.root, options):
+    for loaded in Store(args.root).load(source, options):
         for tag in loaded.tags:
             print("Loaded image: %s" % tag, flush=True)
         if not loaded.tags:

@@ -10,7 +10,8 @@ from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalRep
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
 from emustore.layers.unprivileged import warning_line
-from emustore.pull import DEFAULT_CONCURRENCY, PullOptions, PullResult, pull
+from emustore.api import PullOptions, Store
+from emustore.pull import DEFAULT_CONCURRENCY, PullResult
 from emustore.reference import parse_reference
 from emustore.registry.options import add_registry_arguments, options_from_args
 
@@ -58,11 +59,9 @@ def run(args: argparse.Namespace) -> int:
         registry=None if args.source else options_from_args(args), blob_cache=args.blob_cache,
     )
     if args.source:
-        from emustore.load import pull_from  # archives and layouts: imported only when asked for
-
-        _warn_unwritten(pull_from(args.source, parse_reference(args.reference), args.root, options, reporter))
+        _warn_unwritten(Store(args.root).pull_from(args.source, parse_reference(args.reference), options, reporter))
         return 0
-    _warn_unwritten(pull(parse_reference(args.reference), args.root, options, reporter))
+    _warn_unwritten(Store(args.root).pull(parse_reference(args.reference), options=options, reporter=reporter))
     return 0
 
 

@@ -35,6 +35,8 @@ from emustore.stores.docker.copypaths import (
 )
 from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
+from emustore.stores.docker.containerstate import is_running, status
+from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore
@@ -67,6 +69,22 @@ class Container:
     @property
     def image_id(self) -> str:
         return str(self.doc.get("Image", ""))
+
+    @property
+    def running(self) -> bool:
+        return is_running(self.doc)
+
+    def status(self, now: float) -> str:
+        """`docker ps` STATUS at the time `now` (containerstate.py)."""
+        return status(self.doc, now)
+
+    @property
+    def created(self) -> int | None:
+        """Created, in whole seconds since the epoch (None when it does not parse)."""
+        try:
+            return GoTime.parse(str(self.doc.get("Created", ""))).unix
+        except ConfigTypeError:
+            return None
 
 
 class ContainerStore:
