@@ -77,10 +77,7 @@ def _image_id(store: DockerStore, text: str) -> str:
     prefix = text.removeprefix("sha256:")
     if not prefix or not set(prefix) <= _HEX:
         raise NoSuchImage(text)
-    try:
-        names = [p.name for p in store.layout.imagedb_content.iterdir() if p.name.startswith(prefix)]
-    except FileNotFoundError:
-        names = []
+    names = store.images.names_with_prefix(prefix)
     if len(names) != 1:
         raise NoSuchImage(text) if not names else StoreError(f"ambiguous image id prefix: {text}")
     return PREFIX + names[0]

@@ -123,7 +123,7 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
                 raise StoreError("%s points at %s, which is missing or does not verify" % (key, image_id))
             return ref.familiar_name, key, image_id
     if is_id:
-        found = sorted(n for n in _listdir(store.layout.imagedb_content) if n.startswith(is_id.group(1)))
+        found = store.images.names_with_prefix(is_id.group(1))
         if len(found) > 1:
             raise StoreError("ambiguous image id prefix %s" % query)
         if found and store.images.get(PREFIX + found[0]) is not None:

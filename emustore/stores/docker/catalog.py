@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from emustore.digest import Digest, is_digest, is_hex64, short_id
+from emustore.digest import is_digest, is_hex64, short_id
 from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
+from emustore.stores.docker.imagedb import ImageDB
 from emustore.stores.docker.layerdb import LayerDB, LayerRecord, chain_ids
 from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.references import ReferenceStore, Repositories, lookup
@@ -105,6 +106,7 @@ class Catalog:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.layout = require_data_root(root)
         self.layerdb = LayerDB(self.layout)
+        self.imagedb = ImageDB(self.layout)
 
     # layers
 
@@ -160,23 +162,15 @@ class Catalog:
     @cached_property
     def _images(self) -> dict[str, CatalogImage]:
         images: dict[str, CatalogImage] = {}
-        try:
-            entries = list(self.layout.imagedb_content.iterdir())
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if is_hex64(entry.name):
-                image = self._read_image(Digest.from_hex(entry.name), entry)
-                if image is not None:
-                    images[image.id] = image
+        for image_id in self.imagedb.ids():
+            image = self._read_image(image_id)
+            if image is not None:
+                images[image.id] = image
         return images
 
-    def _read_image(self, image_id: str, path: Path) -> CatalogImage | None:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return None
-        if Digest.of_bytes(raw) != image_id:
+    def _read_image(self, image_id: str) -> CatalogImage | None:
+        raw = self.imagedb.get(image_id)
+        if raw is None:
             return None
         try:
             decoded = decode_image(json.loads(raw))
@@ -185,9 +179,8 @@ class Catalog:
         chains = tuple(chain_ids(list(decoded.diff_ids)))
         if decoded.os != "linux" or (chains and chains[-1] not in self._layers):
             return None
-        metadata = self.layout.imagedb_metadata / path.name
-        parent = _read_text(metadata / "parent")
-        last_updated = _read_text(metadata / "lastUpdated")
+        parent = self.imagedb.parent(image_id)
+        last_updated = self.imagedb.last_updated(image_id)
         try:
             last_tag_time = GoTime.parse(last_updated) if last_updated else None
         except ConfigTypeError:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 from emustore.digest import PREFIX, hex_of
 from emustore.errors import EmustoreError, NoSuchImage
-from emustore.fsutil import atomic_write, ensure_dir, remove_tree
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
@@ -68,9 +67,7 @@ def tag_image(root: str | os.PathLike[str], source: str, target: str) -> str:
         if repos.get(ref.familiar_name, {}).get(ref.tag_key()) != image.id:
             repos.setdefault(ref.familiar_name, {})[ref.tag_key()] = image.id
             store.references.save(repos)
-        metadata = store.layout.imagedb_metadata / hex_of(image.id)
-        ensure_dir(metadata, 0o700)
-        atomic_write(metadata / "lastUpdated", rfc3339nano(time.time_ns()).encode("ascii"), 0o600)
+        store.images.set_last_updated(image.id, rfc3339nano(time.time_ns()))
     return str(ref)
 
 
@@ -200,18 +197,10 @@ class _Deleter:
             self.delete_helper(parent, force=False, prune=True, quiet=True)
 
     def remove_image_files(self, image: CatalogImage) -> None:
-        layout = self.store.layout
         for child in self.children(image.id):
-            try:
-                (layout.imagedb_metadata / hex_of(child.id) / "parent").unlink()
-            except FileNotFoundError:
-                pass
+            self.store.images.remove_parent(child.id)
         self.deleted.add(image.id)
-        remove_tree(layout.imagedb_metadata / hex_of(image.id), ignore_errors=True)
-        try:
-            (layout.imagedb_content / hex_of(image.id)).unlink()
-        except FileNotFoundError:
-            pass
+        self.store.images.delete(image.id)
 
     def release_layers(self, image: CatalogImage) -> list[str]:
         """Delete the image's layers, top down, until one is still used; their chain ids."""
