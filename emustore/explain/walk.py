@@ -133,7 +133,7 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
 
 def _layer(store: DockerStore, index: int, diff_id: str, chain_id: str, parent: str | None, links: dict[str, int]) -> LayerStep:
     layerdb_dir = store.layers.path(chain_id)
-    files = {name: _read(layerdb_dir / name) for name in ("diff", "size", "cache-id", "parent")}
+    files = store.layers.texts(chain_id)
     cache_id = (files["cache-id"] or "").strip() or None
     overlay_dir = store.overlay2.layer_dir(cache_id) if cache_id else None
     link_id = _read(overlay_dir / "link") if overlay_dir else None

@@ -87,6 +87,16 @@ class LayerDB:
             return []
         return [Digest.from_hex(name) for name in names if is_hex64(name)]
 
+    def texts(self, chain_id: str) -> dict[str, str | None]:
+        """Each file of the entry (FILES) as it is, None where absent: for showing it, not using it."""
+        texts: dict[str, str | None] = {}
+        for name, _, _, _ in FILES:
+            try:
+                texts[name] = (self.path(chain_id) / name).read_bytes().decode("utf-8", "replace")
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                texts[name] = None
+        return texts
+
     def load(self, chain_id: str) -> LayerRecord | None:
         """The entry as dockerd's loader reads it at start, or None when it would skip it: required
         files readable, `diff` and `parent` digests, `size` an integer, `cache-id` non-empty,
