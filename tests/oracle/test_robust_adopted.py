@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from emustore.pull import pull
 from tests.integration.test_robust_crash import _files_layer
-from tests.oracle.test_fsck_dockerd import KILL_PHASES, _phase_started
+from tests.oracle.test_fsck_dockerd import KILL_PHASES, kill_pull_in_phase
 from tests.support.dockerd import Dockerd
 from tests.support.faults import pull_process
 from tests.support.figures import record
@@ -59,16 +57,7 @@ def test_dockerd_starts_on_a_root_right_after_a_killed_pull(
         root = tmp_path / phase
         shutil.copytree(seeded, root, symlinks=True)
         killed = images["one"]
-        layerdb = root / "image" / "overlay2" / "layerdb" / "sha256"
-        layers_before = len(list(layerdb.iterdir()))
-        proc = pull_process(killed.reference, str(root))
-        while proc.poll() is None and not _phase_started(phase, root, killed, layers_before):
-            time.sleep(0.0002)
-        time.sleep(rng.uniform(0, 0.005))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=60)
+        kills += kill_pull_in_phase(killed, root, phase, rng)
         daemon = dockerd_factory(root)
         listed = _listed(daemon)
         assert images["base"].image_id in listed, phase
