@@ -5,6 +5,6 @@ Python API: `emustore.pull(ref, root=…)` and `emustore.Store(root)` (see emust
 
 __version__ = "0.1.0"
 
-from emustore.api import Store, pull  # noqa: E402  (binds `emustore.pull` to the function)
+from emustore.api import PullOptions, Store, pull  # noqa: E402  (binds `emustore.pull` to the function)
 
-__all__ = ["Store", "pull", "__version__"]
+__all__ = ["PullOptions", "Store", "pull", "__version__"]

@@ -1,4 +1,4 @@
-"""The Python API: pull into a data root and manage its images, as the CLI does.
+"""The Python API: everything the CLI does to a data root, it does through here.
 
     import emustore
     emustore.pull("127.0.0.1:5000/app:v1", root="/tmp/docker-root")
@@ -12,30 +12,59 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from emustore.platform import Platform
-from emustore.pull import PullResult
+from emustore.progress import Reporter
+from emustore.pull import PullOptions, PullResult
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
 
 if TYPE_CHECKING:
-    from emustore.stores.docker.catalog import CatalogImage
+    from emustore.explain.walk import Walk
+    from emustore.fsck.findings import Problem
+    from emustore.load import LoadedImage
+    from emustore.save import SavedImage
+    from emustore.stores.docker.catalog import Catalog, CatalogImage
+    from emustore.stores.docker.containers import ContainerStore
+    from emustore.stores.docker.listing import ImageRow
     from emustore.stores.docker.removal import DeleteRecord, PruneReport
     from emustore.stores.docker.usage import DiskUsage
 
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["Store", "pull"]
+__all__ = ["PullOptions", "Store", "pull", "render_inspect"]
+
+
+def __getattr__(name: str) -> Any:
+    """Names imported only when used: `CreateOptions` (what `Store.containers().create` takes)."""
+    if name == "CreateOptions":
+        from emustore.stores.docker.containerconfig import CreateOptions
+
+        return CreateOptions
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def render_inspect(documents: list[dict[str, Any]]) -> str:
+    """What `docker image inspect` prints for these documents (Store.inspect)."""
+    from emustore.stores.docker.inspect import render_inspect as render
+
+    return render(documents)
 
 
 def pull(
-    reference: str | Reference, root: str | os.PathLike[str], platform: str | Platform | None = None
+    reference: str | Reference,
+    root: str | os.PathLike[str],
+    platform: str | Platform | None = None,
+    options: PullOptions | None = None,
 ) -> PullResult:
-    """Pull an image from its registry into the data root `root`, like `docker pull`."""
-    return _pull(reference, root, platform=platform)
+    """Pull an image from its registry into the data root `root`, like `docker pull`; `options`
+    as the CLI's (concurrency, force, limits, registry options, blob cache…), `platform` over theirs."""
+    return Store(root).pull(reference, platform, options)
 
 
 class Store:
@@ -49,9 +78,69 @@ class Store:
     def __repr__(self) -> str:
         return "Store(%r)" % str(self.root)
 
-    def pull(self, reference: str | Reference, platform: str | Platform | None = None) -> PullResult:
-        """Pull an image into this root."""
-        return pull(reference, self.root, platform=platform)
+    def pull(
+        self,
+        reference: str | Reference,
+        platform: str | Platform | None = None,
+        options: PullOptions | None = None,
+        reporter: Reporter | None = None,
+    ) -> PullResult:
+        """Pull an image into this root (`platform` over the one in `options`)."""
+        options = options or PullOptions()
+        return _pull(reference, self.root, replace(options, platform=platform) if platform is not None else options, reporter)
+
+    def pull_from(
+        self, source: str, reference: Reference, options: PullOptions | None = None, reporter: Reporter | None = None
+    ) -> PullResult:
+        """`pull --from TRANSPORT:PATH REF`: the image from a docker-archive, OCI archive or layout."""
+        from emustore.load import pull_from
+
+        return pull_from(source, reference, self.root, options, reporter)
+
+    def load(self, archive: str | os.PathLike[str] | BinaryIO, options: PullOptions | None = None) -> Iterator[LoadedImage]:
+        """`docker load`: each image of an archive or layout (a path, or a stream), in archive order."""
+        from emustore.load import load
+
+        return load(archive, self.root, options)
+
+    def save(self, names: list[str], out: str | os.PathLike[str] | IO[bytes], format: str = "docker") -> list[SavedImage]:
+        """`docker save NAME…` to a path (written atomically) or a stream; format "docker" or "oci"."""
+        from emustore.save import save, save_to_path
+
+        if isinstance(out, (str, os.PathLike)):
+            return save_to_path(self.root, names, out, format)
+        return save(self.root, names, out, format)
+
+    def image_rows(self, reference: str | None = None, all: bool = False, digests: bool = False) -> list[ImageRow]:
+        """The rows `docker images [--all] [--digests] [REFERENCE]` prints, in its order."""
+        from emustore.stores.docker.catalog import Catalog
+        from emustore.stores.docker.listing import list_images, rows
+
+        return [row for summary in list_images(Catalog(self.root), reference, all) for row in rows(summary, digests)]
+
+    def containers(self) -> ContainerStore:
+        """The root's containers: list, find, create, change (cp into, delete paths), copy_out, remove."""
+        from emustore.stores.docker.containers import ContainerStore
+
+        return ContainerStore(self.root)
+
+    def fsck(self) -> list[Problem]:
+        """What is wrong with the root, checked against the format dockerd 20.10 writes."""
+        from emustore.fsck import check
+
+        return check(self.root)
+
+    def repair(self, force: bool = False) -> list[Path]:
+        """Remove the leftovers of interrupted writes (what `fsck --repair` removes)."""
+        from emustore.fsck import repair
+
+        return repair(self.root, force=force)
+
+    def explain(self, reference: str) -> Walk:
+        """Every file from a reference down to the layers on disk (render with emustore.explain)."""
+        from emustore.explain.walk import explain
+
+        return explain(self.root, reference)
 
     def images(self, reference: str | None = None, all: bool = False) -> list[CatalogImage]:
         """Images as `docker images [REFERENCE]` lists them, newest first."""
@@ -59,6 +148,12 @@ class Store:
         from emustore.stores.docker.listing import list_images
 
         return [summary.image for summary in list_images(Catalog(self.root), reference, all)]
+
+    def catalog(self) -> Catalog:
+        """The root read once, for many lookups (`resolve`, `images`, `layers`); stale after a change."""
+        from emustore.stores.docker.catalog import Catalog
+
+        return Catalog(self.root)
 
     def image(self, reference: str) -> CatalogImage:
         """The image a reference, id or id prefix names (NoSuchImage if none)."""

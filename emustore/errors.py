@@ -33,3 +33,10 @@ class LayerError(EmustoreError):
 
 class StoreError(EmustoreError):
     """The data root is unusable or an index in it is malformed."""
+
+
+class NoSuchImage(StoreError):
+    """No image in the root matches the reference, id or id prefix ("No such image: …")."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__("No such image: %s" % name)

@@ -1,5 +1,7 @@
 """JSON text exactly as Go's encoding/json writes it (HTML-safe, Go 1.19 escapes)."""
 
+from collections.abc import Mapping
+
 _ESCAPES = {i: "\\u%04x" % i for i in range(0x20)}
 _ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 _ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
@@ -29,6 +31,6 @@ def go_json(value: object) -> str:
     raise TypeError("cannot encode %r as Go JSON" % type(value).__name__)
 
 
-def sorted_map(mapping: dict[str, object]) -> dict[str, object]:
+def sorted_map(mapping: Mapping[str, object]) -> dict[str, object]:
     """A copy with keys in Go's map order (byte-wise sorted)."""
     return {k: mapping[k] for k in sorted(mapping, key=lambda k: k.encode("utf-8"))}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from emustore import safejson
+from emustore.digest import is_digest
 from emustore.errors import ManifestError
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ def parse_image_config(data: bytes) -> ImageConfig:
         raise ManifestError("invalid image config: missing rootfs")
     diff_ids = rootfs.get("diff_ids") or []
     for diff_id in diff_ids:
-        if not isinstance(diff_id, str) or not _DIGEST.fullmatch(diff_id):
+        if not is_digest(diff_id):
             raise ManifestError("invalid image config: bad diff id %r" % (diff_id,))
     os_name = doc.get("os") or "linux"
     if os_name != "linux":

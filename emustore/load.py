@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from emustore import safejson
+from emustore.digest import Digest
 from emustore.errors import ManifestError
-from emustore.platform import Platform
-from emustore.pull import DEFAULT_CONCURRENCY, LoadRegistration, PullResult, pull
+from emustore.progress import Reporter
+from emustore.pull import LoadRegistration, PullOptions, PullResult, pull
 from emustore.reference import Reference
 from emustore.sources.archives import ArchivedImage, archive_images, parse_source_name, pick_image
-from emustore.sources.docker_archive import sha256_of
 from emustore.sources.files import open_files
 from emustore.stores.docker.store import DockerStore
 
@@ -31,11 +31,12 @@ class LoadedImage:
 def load(
     archive: str | os.PathLike[str] | BinaryIO,
     root: str | os.PathLike[str],
-    platform: Platform | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    force: bool = False,
+    options: PullOptions | None = None,
 ) -> Iterator[LoadedImage]:
-    """Load each image of `archive` (a path, or a stream such as stdin) into `root`, in archive order."""
+    """Load each image of `archive` (a path, or a stream such as stdin) into `root`, in archive order
+    (`options.platform` picks from an OCI index)."""
+    options = options or PullOptions()
+    platform = options.parsed_platform()
     store = DockerStore(Path(root))
     with _local_copy(archive, store) as path:
         files = open_files(path, None if isinstance(archive, (str, os.PathLike)) else "stdin")
@@ -46,10 +47,9 @@ def load(
                 result = pull(
                     image.tags[0] if image.tags else image.resolve().reference,
                     root,
-                    concurrency=concurrency,
+                    options,
                     source=image,
-                    force=force,
-                    load=LoadRegistration(image.tags),
+                    registration=LoadRegistration(image.tags),
                 )
                 yield LoadedImage(result.image_id, image.tags)
             if parents:
@@ -86,7 +86,7 @@ def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> No
         or parent_history != history[: len(parent_history)]
         or parent_diff_ids != diff_ids[: len(parent_diff_ids)]
     ):
-        raise ManifestError(f"image {parent_id} is not a valid parent for {sha256_of(config_bytes)}")
+        raise ManifestError(f"image {parent_id} is not a valid parent for {Digest.of_bytes(config_bytes)}")
 
 
 @contextmanager
@@ -110,15 +110,16 @@ def pull_from(
     source_name: str,
     reference: Reference,
     root: str | os.PathLike[str],
-    platform: Platform | None = None,
-    **options: Any,
+    options: PullOptions | None = None,
+    reporter: Reporter | None = None,
 ) -> PullResult:
     """`pull --from TRANSPORT:PATH REF`: the image tagged REF there (or its only image), registered
     under REF as a load registers it (no distribution metadata: no registry was involved)."""
+    options = options or PullOptions()
     name = parse_source_name(source_name)
     files = name.open()
     try:
-        image = pick_image(archive_images(files, platform, name.transport), reference, source_name)
-        return pull(reference, root, platform=platform, source=image, load=LoadRegistration((reference,)), **options)
+        image = pick_image(archive_images(files, options.parsed_platform(), name.transport), reference, source_name)
+        return pull(reference, root, options, reporter, source=image, registration=LoadRegistration((reference,)))
     finally:
         files.close()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from emustore import safejson
+from emustore.digest import is_digest
 from emustore.errors import ManifestError
 from emustore.platform import Platform, best_match
 
@@ -50,7 +50,6 @@ _SUPPORTED_MEDIA_TYPES = (
 )
 # Config types dockerd 20.10 accepts in a Docker schema-2 manifest (compared exactly).
 _SCHEMA2_CONFIG_TYPES = (DOCKER_CONFIG, OCI_CONFIG, "application/octet-stream", "application/json", "text/html", "")
-SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 _SCHEMA1_MESSAGE = (
     "schema 1 manifests are not supported (the image is too old; "
@@ -140,7 +139,7 @@ def _descriptor(value: object, what: str) -> Descriptor:
     annotations = value.get("annotations") or {}
     if not isinstance(media_type, str):
         raise ManifestError(f"invalid manifest: {what} mediaType is not a string")
-    if not isinstance(digest, str) or not SHA256_DIGEST.fullmatch(digest):
+    if not isinstance(digest, str) or not is_digest(digest):
         raise ManifestError(f"invalid manifest: {what} digest {digest!r} is not sha256:<64 lowercase hex>")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestError(f"invalid manifest: {what} {digest} has an invalid size {size!r}")

@@ -8,12 +8,8 @@ import threading
 import time
 from typing import TextIO
 
+from emustore.digest import short_id
 from emustore.reference import Reference
-
-
-def short_id(digest: str) -> str:
-    """The 12 hex digits docker shows for a layer."""
-    return digest.split(":", 1)[-1][:12]
 
 
 class Reporter:

@@ -16,7 +16,9 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from emustore.digest import short_id
 from emustore.errors import ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
@@ -24,16 +26,17 @@ from emustore.layers.extract import OPAQUE_XATTR
 from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
+from emustore.manifest import Descriptor
 from emustore.platform import Platform, parse_platform
-from emustore.progress import Reporter, SilentReporter, short_id
+from emustore.progress import Reporter, SilentReporter
 from emustore.reference import Reference, parse_reference
 from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.ownership import check_not_owned
-from emustore.stores.docker.staging import StagingSet
-from emustore.stores.docker.store import DockerStore, StagedLayer
+from emustore.stores.destination import Destination, Staged, Staging
+from emustore.stores.docker.store import DockerStore
 
 DEFAULT_CONCURRENCY = 4
 IN_THREAD_MAX = 1 << 20  # blobs up to this size are unpacked in the pull's own thread
@@ -51,72 +54,107 @@ class PullResult:
 
 
 @dataclass(frozen=True)
-class _LayerOptions:
-    max_expansion: int
-    opaque_xattr: str
+class PullOptions:
+    """How a pull runs: the CLI, emustore.api and the pytest plugin each build this one value."""
+
+    platform: str | Platform | None = None  # the host's when None
+    concurrency: int = DEFAULT_CONCURRENCY  # layers downloaded and unpacked at once
+    force: bool = False  # write into a root a running dockerd owns
+    max_expansion: int = MAX_EXPANSION  # a layer expanding more (and past 1 GiB) is a bomb; 0: no limit
+    rootless: bool = False  # opaque dirs marked with user.overlay.opaque (overlayfs userxattr)
+    registry: RegistryOptions | None = None  # mirrors, TLS, credentials, retries (the registry source)
+    blob_cache: str | os.PathLike[str] | None = None  # a directory keeping blobs for the next pulls
+
+    def parsed_platform(self) -> Platform | None:
+        return parse_platform(self.platform) if isinstance(self.platform, str) else self.platform
+
+    @property
+    def opaque_xattr(self) -> str:
+        return ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR
+
+
+class Registration:
+    """How the image is recorded, as `docker pull` does: under its tag and digest, its layers
+    found (and recorded) by blob digest in the distribution metadata."""
+
+    staging_kind = "pull"
+    by_distribution = True
+
+    def references(self, image: ResolvedImage) -> list[tuple[str, str, str]]:
+        """(familiar repository, repositories.json key, image id) to add."""
+        ref = image.reference
+        keys = [ref.digest_key(image.manifest_digest)]
+        if ref.tag and not ref.digest:
+            keys.append(ref.tag_key())
+        return [(ref.familiar_name, key, image.config_digest) for key in keys]
+
+
+PULL = Registration()
 
 
 @dataclass(frozen=True)
-class LoadRegistration:
+class LoadRegistration(Registration):
     """Record the image as `docker load` does instead: only these tags, no distribution metadata,
     layers found by chain id, a repeated layer registered as an identical re-read."""
 
     tags: tuple[Reference, ...] = ()
+    staging_kind = "load"
+    by_distribution = False
+
+    def references(self, image: ResolvedImage) -> list[tuple[str, str, str]]:
+        return [(tag.familiar_name, tag.tag_key(), image.config_digest) for tag in self.tags]
 
 
 @dataclass
-class _Plan:
-    """Which positions already exist, and for the rest, which blob each position takes."""
+class _Layer:
+    """One position of the image, from its blob to its registered layer."""
 
-    existing: int  # positions [0, existing) are "Already exists"
-    first_of: dict[str, int]  # blob digest → first position to download it
+    blob: Descriptor
+    diff_id: str
+    chain_id: str
+    parent: str | None  # the chain id below
+    exists: bool = False  # already in the root ("Already exists")
+    first: _Layer | None = None  # a lower position with the same blob (then this one is a copy of it)
+    staged: Staged | None = None  # set when this position downloads its blob
+    result: LayerResult | None = None
 
 
 def pull(
     reference: str | Reference,
     root: str | os.PathLike[str],
-    platform: str | Platform | None = None,
+    options: PullOptions | None = None,
     reporter: Reporter | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
     source: ImageSource | None = None,
-    force: bool = False,
-    max_expansion: int = MAX_EXPANSION,
-    load: LoadRegistration | None = None,
-    registry_options: RegistryOptions | None = None,
-    blob_cache: str | os.PathLike[str] | None = None,
-    rootless: bool = False,
+    registration: Registration = PULL,
 ) -> PullResult:
     """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`.
 
     The image comes from the registry the reference names, unless another `source` is given.
-    A root a running dockerd owns is refused unless `force`; a layer expanding more than
-    `max_expansion` times the blob bytes received (and past 1 GiB) is refused as a bomb (0: no limit).
-    With `load`, the image is recorded as `docker load` records it (see LoadRegistration).
-    `registry_options` (mirrors, TLS, credentials, retries) apply to the default registry source.
-    A `blob_cache` directory keeps the blobs for the next pulls, into this or any other root.
-    Without root, what cannot be written is recorded per layer (see layers/unprivileged.py);
-    `rootless` marks opaque dirs with user.overlay.opaque, as overlayfs with userxattr reads them.
+    A root a running dockerd owns is refused unless `options.force`. With a LoadRegistration the
+    image is recorded as `docker load` records it. Without root, what cannot be written is
+    recorded per layer (see layers/unprivileged.py).
     """
-    check_not_owned(root, force)
-    ref = reference if isinstance(reference, Reference) else parse_reference(reference)
-    spec = parse_platform(platform) if isinstance(platform, str) else platform
-    report = reporter or SilentReporter()
-    store = DockerStore(Path(root))
-    options = _LayerOptions(max_expansion, ROOTLESS_OPAQUE_XATTR if rootless else OPAQUE_XATTR)
+    options = options or PullOptions()
     opened = source
     old_umask = os.umask(DOCKER_UMASK)
+    store: Destination[Any, Any] | None = None
     try:
+        check_not_owned(root, options.force)
+        ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+        platform = options.parsed_platform()
+        store = DockerStore(Path(root))
         # the root is checked (and dead writers' staging removed) before anything is downloaded
-        with store.staging("pull" if load is None else "load") as staging:
+        with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
-            opened = opened or RegistrySource(ref, spec, options=registry_options, config_stores=[store.images])
-            if blob_cache is not None:
+            opened = opened or RegistrySource(ref, platform, options=options.registry, config_stores=[store.configs])
+            if options.blob_cache is not None:
                 from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
 
-                opened = CachingSource(opened, BlobCache(blob_cache))
-            return _pull(ref, opened, store, staging, report, concurrency, options, load)
+                opened = CachingSource(opened, BlobCache(options.blob_cache))
+            return _pull(ref, opened, store, staging, reporter or SilentReporter(), options, registration)
     except BaseException:
-        store.layout.remove_empty_staging()
+        if store is not None:
+            store.discard_staging()
         raise
     finally:
         if opened is not None:
@@ -127,12 +165,11 @@ def pull(
 def _pull(
     ref: Reference,
     source: ImageSource,
-    store: DockerStore,
-    staging: StagingSet,
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
-    concurrency: int,
-    options: _LayerOptions,
-    load: LoadRegistration | None = None,
+    options: PullOptions,
+    registration: Registration,
 ) -> PullResult:
     report.pulling(ref)
     image = source.resolve()
@@ -141,33 +178,29 @@ def _pull(
         raise ManifestError("layers from manifest don't match image configuration")
     image_id = image.config_digest
     chains = chain_ids(config.diff_ids)
-    keys = [image.reference.digest_key(image.manifest_digest)]
-    if image.reference.tag and not image.reference.digest:
-        keys.append(image.reference.tag_key())
-    references = [(image.reference.familiar_name, key, image_id) for key in keys]
-    if load is not None:
-        references = [(tag.familiar_name, tag.tag_key(), image_id) for tag in load.tags]
-    present = store.has_image(image_id, chains[-1]) if chains else store.images.get(image_id) is not None
-    if present:
-        with store.lock():
-            store.layout.prepare_store(distribution=load is None)
-            store.references.add(references)
+    references = registration.references(image)
+    if store.has_image(image_id, chains[-1] if chains else None):
+        with store.committing(registration.by_distribution):
+            store.tag(references)
         report.done(ref, image.manifest_digest, downloaded=False)
         return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
 
-    plan = _plan(image, config.diff_ids, chains, store, by_distribution=load is None)
-    for i in range(plan.existing):
-        report.layer(image.layers[i].digest, "Already exists")
-    staged: dict[str, StagedLayer] = {}  # what is left of them on failure goes with the staging set
-    results = _download(
-        image, source, store, staging, plan, config.diff_ids, chains, staged, report, concurrency, options
-    )
-    with store.lock(), _interrupts_deferred():
-        _register(image, store, staging, plan, config.diff_ids, chains, staged, results, report, load is None)
-        store.images.put(image.config_bytes)
-        store.references.add(references)
+    layers = _plan(image, config.diff_ids, chains, store, registration.by_distribution)
+    for layer in layers:
+        if layer.exists:
+            report.layer(layer.blob.digest, "Already exists")
+    downloads = [layer for layer in layers if not layer.exists and layer.first is None]
+    _download(downloads, source, store, staging, report, options)
+    with store.committing(registration.by_distribution), _interrupts_deferred():
+        _register(image, layers, store, staging, report, registration)
+        store.put_image(image.config_bytes)
+        store.tag(references)
     report.done(ref, image.manifest_digest, downloaded=True)
-    unwritten = [r.unwritable.counts() for r in results.values() if r.unwritable is not None and r.unwritable.lost()]
+    unwritten = [
+        layer.result.unwritable.counts()
+        for layer in downloads
+        if layer.result is not None and layer.result.unwritable is not None and layer.result.unwritable.lost()
+    ]
     return PullResult(
         ref, image_id, image.manifest_digest, downloaded=True,
         unwritten=sum(unwritten, Counter()), unwritten_layers=len(unwritten),
@@ -175,37 +208,34 @@ def _pull(
 
 
 def _plan(
-    image: ResolvedImage, diff_ids: list[str], chains: list[str], store: DockerStore, by_distribution: bool = True
-) -> _Plan:
-    """dockerd's skip rule: bottom-up, a layer exists when its blob maps to its diff id and chain
-    (a load, not `by_distribution`, looks at the chain only)."""
-    existing = 0
+    image: ResolvedImage, diff_ids: list[str], chains: list[str], store: Destination[Any, Any], by_distribution: bool
+) -> list[_Layer]:
+    """The image's layers, bottom-up, with dockerd's skip rule: a layer exists when its blob maps
+    to its diff id and its chain is there (a load, not `by_distribution`, looks at the chain only);
+    above the first that does not, each blob is downloaded once, at its lowest position."""
+    layers: list[_Layer] = []
+    first_of: dict[str, _Layer] = {}
     for i, desc in enumerate(image.layers):
-        known = not by_distribution or store.distribution.diff_id_for(desc.digest) == diff_ids[i]
-        if not known or not store.layers.exists(chains[i]):
-            break
-        existing += 1
-    first_of: dict[str, int] = {}
-    for i in range(existing, len(image.layers)):
-        first_of.setdefault(image.layers[i].digest, i)
-    return _Plan(existing, first_of)
+        layer = _Layer(desc, diff_ids[i], chains[i], chains[i - 1] if i else None)
+        if not first_of:  # every layer below exists
+            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest if by_distribution else None)
+        if not layer.exists:
+            layer.first = first_of.get(desc.digest)
+            first_of.setdefault(desc.digest, layer)
+        layers.append(layer)
+    return layers
 
 
 def _download(
-    image: ResolvedImage,
+    downloads: list[_Layer],
     source: ImageSource,
-    store: DockerStore,
-    staging: StagingSet,
-    plan: _Plan,
-    diff_ids: list[str],
-    chains: list[str],
-    staged: dict[str, StagedLayer],
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
-    concurrency: int,
-    options: _LayerOptions,
-) -> dict[str, LayerResult]:
+    options: PullOptions,
+) -> None:
     """Download, verify and extract every needed blob once, several at a time, and prepare its
-    layerdb record (DockerStore.prepare_record).
+    record (Destination.prepare_layer); each layer gets its `staged` dir and `result`.
 
     When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
     stop = threading.Event()
@@ -216,51 +246,51 @@ def _download(
                 raise _Stopped()
             yield chunk
 
-    def job(position: int) -> LayerResult:
-        desc = image.layers[position]
-        layer = staged[desc.digest]
+    def job(layer: _Layer) -> None:
+        desc, staged = layer.blob, layer.staged
+        assert staged is not None
         # a small blob is unpacked right here: forking its two processes would cost more
         forked = desc.size > IN_THREAD_MAX
         with source.open_layer(desc) as blob:
             result = (unpack_layer_forked if forked else unpack_layer)(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
-                str(layer.diff),
-                str(layer.tar_split),
+                str(staged.diff),
+                str(staged.tar_split),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
                 expansion=expansion_limit(options.max_expansion),
-                file_reads=getattr(blob, "file_reads", False),
+                file_reads=blob.file_reads,
                 opaque_xattr=options.opaque_xattr,
                 separate_process=forked,
             )
         if result.unwritable is not None and result.unwritable.lost():
-            write_file(layer.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
-        if result.diff_id != diff_ids[position]:
+            write_file(staged.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
+        if result.diff_id != layer.diff_id:
             raise ManifestError(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
-                % (short_id(desc.digest), result.diff_id, diff_ids[position])
+                % (short_id(desc.digest), result.diff_id, layer.diff_id)
             )
-        parent = chains[position - 1] if position else None
-        store.prepare_record(layer, chains[position], result.diff_id, parent, result.size)
+        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size)
+        layer.result = result
         report.layer(desc.digest, "Download complete")
-        return result
 
-    for digest in plan.first_of:
-        staged[digest] = store.stage(staging)
-        report.layer(digest, "Pulling fs layer")
-    futures: dict[str, Future[LayerResult]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="layer") as pool:
-        for digest, position in plan.first_of.items():
-            futures[digest] = pool.submit(job, position)
+    for layer in downloads:  # what is left of them on failure goes with the staging set
+        layer.staged = store.stage(staging)
+        report.layer(layer.blob.digest, "Pulling fs layer")
+    futures: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="layer") as pool:
+        for layer in downloads:
+            futures.append(pool.submit(job, layer))
         try:
-            wait(futures.values(), return_when=FIRST_EXCEPTION)
-            for future in futures.values():
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
                 if future.done() and future.exception() is not None:
                     future.result()  # the first failure, raised before waiting on slower jobs
-            return {digest: future.result() for digest, future in futures.items()}
+            for future in futures:
+                future.result()
         except BaseException:
             stop.set()
-            for future in futures.values():
+            for future in futures:
                 future.cancel()
             raise
 
@@ -271,40 +301,27 @@ class _Stopped(Exception):
 
 def _register(
     image: ResolvedImage,
-    store: DockerStore,
-    staging: StagingSet,
-    plan: _Plan,
-    diff_ids: list[str],
-    chains: list[str],
-    staged: dict[str, StagedLayer],
-    results: dict[str, LayerResult],
+    layers: list[_Layer],
+    store: Destination[Any, Any],
+    staging: Staging,
     report: Reporter,
-    record: bool = True,
+    registration: Registration,
 ) -> None:
-    """Chain order, under the lock: layers, then (if `record`) their distribution metadata."""
-    store.layout.prepare_store(distribution=record)
-    for i in range(plan.existing, len(image.layers)):
-        digest = image.layers[i].digest
-        parent = chains[i - 1] if i else None
-        repeated = plan.first_of[digest] != i  # a blob already registered lower: copied, as dockerd does
-        if not repeated:
-            layer = staged[digest]
-        else:
-            first = store.layers.read(chains[plan.first_of[digest]])
-            layer = store.stage_copy(
-                staging,
-                store.overlay2.diff_dir(first.cache_id),
-                store.layers.path(first.chain_id) / "tar-split.json.gz",
-                reread=not record,
-            )
-        if repeated:  # the downloaded ones were prepared by their jobs
-            store.prepare_record(layer, chains[i], diff_ids[i], parent, results[digest].size)
-        store.register_layer(layer, chains[i], parent)
-        report.layer(digest, "Pull complete")
-    if record:
-        store.distribution.record_pulls(
-            [(diff_ids[i], desc.digest, image.repository) for i, desc in enumerate(image.layers)]
-        )
+    """Chain order, under the lock: layers, then (for a pull) where their blobs came from."""
+    for layer in layers:
+        if layer.exists:
+            continue
+        if layer.first is None:  # downloaded: its job prepared the record
+            staged = layer.staged
+            assert staged is not None
+        else:  # a blob already registered lower: copied, as dockerd does
+            staged = store.stage_repeat(staging, layer.first.chain_id, reread=not registration.by_distribution)
+            assert layer.first.result is not None
+            store.prepare_layer(staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size)
+        store.commit_layer(staged, layer.chain_id, layer.parent)
+        report.layer(layer.blob.digest, "Pull complete")
+    if registration.by_distribution:
+        store.record_blobs([(layer.diff_id, layer.blob.digest, image.repository) for layer in layers])
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.api import Store, pull
+from emustore.api import PullOptions, Store, pull
 
 MARKER = "docker_root(reference, platform=None): the image the docker_root fixture pulls"
 
@@ -42,7 +42,7 @@ class _PullCache:
         key = (reference, platform)
         if key not in self.roots:
             root = self.base / ("root%d" % len(self.roots))
-            pull(reference, root, platform=platform)
+            pull(reference, root, options=PullOptions(platform=platform))
             self.roots[key] = root
         return self.roots[key]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from emustore.digest import is_digest, is_hex64
 from emustore.errors import InvalidReference
 
 DEFAULT_DOMAIN = "docker.io"
@@ -28,8 +29,6 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 _REFERENCE_RE = re.compile(
     rf"(?P<domain>{_DOMAIN})/(?P<path>{_PATH})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
 )
-_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
-_SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
 
     With `default_tag` (what a pull needs), a reference with neither tag nor digest gets "latest".
     """
-    if _IDENTIFIER_RE.fullmatch(text):
+    if is_hex64(text):
         raise InvalidReference(
             f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
         )
@@ -130,7 +129,7 @@ def _check_digest(digest: str, text: str) -> None:
         raise InvalidReference(
             f"unsupported digest algorithm {algorithm!r} in {_quote(text)}: only sha256 is supported"
         )
-    if not _SHA256_RE.fullmatch(digest):
+    if not is_digest(digest):
         raise InvalidReference(
             f"invalid reference format: digest must be sha256 followed by 64 lowercase hex "
             f"characters: {_quote(text)}"

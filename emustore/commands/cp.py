@@ -6,7 +6,7 @@ import argparse
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.stores.docker.containers import ContainerStore
+from emustore.api import Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise EmustoreError("streaming a tar archive through stdin/stdout (-) is not supported")
     if not source or not target:
         raise EmustoreError("source and destination paths must not be empty")
-    store = ContainerStore(args.root)
+    store = Store(args.root).containers()
     if source_container:
         store.copy_out(store.find(source_container), source, target, args.source)
     else:

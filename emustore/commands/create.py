@@ -7,8 +7,7 @@ import os
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.stores.docker.containerconfig import CreateOptions
-from emustore.stores.docker.containers import ContainerStore
+from emustore.api import CreateOptions, Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         entrypoint=args.entrypoint,
         cmd=tuple(command),
     )
-    store = ContainerStore(root)
+    store = Store(root).containers()
     container = store.create(options, force=args.force)
     if additions or args.rm_file:
         try:

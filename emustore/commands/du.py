@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from emustore.commands import add_root_argument
+from emustore.digest import short_id
 from emustore.display import human_size, since, table
-from emustore.stores.docker.catalog import Catalog
-from emustore.stores.docker.usage import DiskUsage, disk_usage
+from emustore.api import Store
+
+if TYPE_CHECKING:
+    from emustore.stores.docker.usage import DiskUsage
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -18,7 +22,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    usage = disk_usage(Catalog(args.root))
+    usage = Store(args.root).disk_usage()
     print(_verbose(usage) if args.verbose else _summary(usage), end="")
     return 0
 
@@ -43,7 +47,7 @@ def _verbose(usage: DiskUsage) -> str:
             human_size(entry.shared_size, 4), human_size(entry.unique_size, 4), str(entry.containers),
         ])
     layer_rows = [
-        [layer.chain_id[7:19], layer.diff_id[7:19], human_size(layer.size, 4), str(layer.images)]
+        [short_id(layer.chain_id), short_id(layer.diff_id), human_size(layer.size, 4), str(layer.images)]
         for layer in usage.layers
     ]
     return (

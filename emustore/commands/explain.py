@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from emustore.commands import add_root_argument
+from emustore.api import Store
 from emustore.explain.html import render_html
 from emustore.explain.text import render_text
-from emustore.explain.walk import explain
 from emustore.fsutil import atomic_write
 
 
@@ -21,7 +21,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    walk = explain(args.root, args.image)
+    walk = Store(args.root).explain(args.image)
     if args.html:
         target = Path(args.html)
         atomic_write(target, render_html(walk).encode("utf-8"), 0o644)

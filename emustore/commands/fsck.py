@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from emustore.commands import add_root_argument
-from emustore.fsck import check, repair
+from emustore.api import Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -21,10 +21,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
     if args.repair:
-        for path in repair(args.root, force=args.force):
+        for path in store.repair(force=args.force):
             print("removed %s" % path)
-    problems = check(args.root)
+    problems = store.fsck()
     for problem in problems:
         print(problem)
     return 1 if problems else 0

@@ -7,7 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.display import human_size
-from emustore.stores.docker.removal import prune_images
+from emustore.api import Store
 
 WARNING_DANGLING = "WARNING! This will remove all dangling images."
 WARNING_ALL = "WARNING! This will remove all images without at least one container associated to them."
@@ -29,7 +29,7 @@ def run_prune(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    report = prune_images(args.root, all_images=args.all)
+    report = Store(args.root).prune(all=args.all)
     if report.records:
         lines = ["Deleted Images:"] + ["%s: %s" % (r.action.lower(), r.value) for r in report.records]
         print("\n".join(lines) + "\n")

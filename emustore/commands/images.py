@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from emustore.commands import add_root_argument
 from emustore.display import human_size, since, table
 from emustore.gojson import go_json
-from emustore.stores.docker.catalog import Catalog
-from emustore.stores.docker.listing import ImageRow, list_images, rows
+from emustore.api import Store
+
+if TYPE_CHECKING:
+    from emustore.stores.docker.listing import ImageRow
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -25,8 +28,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    summaries = list_images(Catalog(args.root), args.reference, args.all)
-    found = [row for s in summaries for row in rows(s, args.digests)]
+    found = Store(args.root).image_rows(args.reference, args.all, args.digests)
     now = time.time()
     if args.quiet:
         print("".join(_image_id(row, args.no_trunc) + "\n" for row in found), end="")

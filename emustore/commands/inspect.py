@@ -7,8 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.stores.docker.catalog import Catalog
-from emustore.stores.docker.inspect import inspect_document, render_inspect
+from emustore.api import Store, render_inspect
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,11 +18,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    catalog = Catalog(args.root)
+    store = Store(args.root)
     documents, errors = [], []
     for text in args.images:
         try:
-            documents.append(inspect_document(catalog, catalog.resolve(text)))
+            documents.append(store.inspect(text))
         except EmustoreError as exc:
             errors.append(str(exc))
     print(render_inspect(documents), end="")

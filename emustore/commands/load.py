@@ -7,8 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.load import load
-from emustore.platform import parse_platform
+from emustore.api import PullOptions, Store
 
 
 class StdinIsTerminal(EmustoreError):
@@ -35,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
         source = sys.stdin.buffer
     else:
         source = args.input
-    platform = parse_platform(args.platform) if args.platform else None
-    for loaded in load(source, args.root, platform=platform, force=args.force):
+    options = PullOptions(platform=args.platform, force=args.force)
+    for loaded in Store(args.root).load(source, options):
         for tag in loaded.tags:
             print("Loaded image: %s" % tag, flush=True)
         if not loaded.tags:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from typing import TYPE_CHECKING
 
 from emustore.commands import add_root_argument
+from emustore.digest import short_id
 from emustore.display import since, table
 from emustore.errors import EmustoreError
-from emustore.stores.docker.catalog import Catalog
-from emustore.stores.docker.containers import Container, ContainerStore
-from emustore.stores.docker.containerstate import is_running, status
-from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
+from emustore.api import Store
+
+if TYPE_CHECKING:
+    from emustore.stores.docker.catalog import Catalog
+    from emustore.stores.docker.containers import Container
 
 HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_/.:=@%+,-]+")
@@ -49,15 +52,13 @@ def image_text(container: Container, catalog: Catalog, no_trunc: bool) -> str:
             return typed
     except EmustoreError:
         pass
-    return container.image_id if no_trunc else container.image_id.removeprefix("sha256:")[:12]
+    return container.image_id if no_trunc else short_id(container.image_id)
 
 
 def created_text(container: Container, now: float) -> str:
     """CREATED: the CLI counts from the API's whole-second Created."""
-    try:
-        return since(GoTime.parse(str(container.doc.get("Created", ""))).unix, now)
-    except ConfigTypeError:
-        return ""
+    created = container.created
+    return "" if created is None else since(created, now)
 
 
 def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: float) -> list[tuple[str, ...]]:
@@ -66,11 +67,11 @@ def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: flo
     for container in containers:
         command = command_text(container)
         out.append((
-            container.id if no_trunc else container.id[:12],
+            container.id if no_trunc else short_id(container.id),
             image_text(container, catalog, no_trunc),
             '"%s"' % (command if no_trunc else ellipsis(command, 20)).replace("\\", "\\\\").replace('"', '\\"'),
             created_text(container, now),
-            status(container.doc, now),
+            container.status(now),
             "",
             container.name,
         ))
@@ -78,11 +79,11 @@ def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: flo
 
 
 def run(args: argparse.Namespace) -> int:
-    store = ContainerStore(args.root)
-    containers = [c for c in store.list() if args.all or is_running(c.doc)]
+    store = Store(args.root)
+    containers = [c for c in store.containers().list() if args.all or c.running]
     if args.quiet:
         for container in containers:
-            print(container.id if args.no_trunc else container.id[:12])
+            print(container.id if args.no_trunc else short_id(container.id))
         return 0
-    print(table(HEADER, rows(containers, Catalog(args.root), args.no_trunc, time.time())), end="")
+    print(table(HEADER, rows(containers, store.catalog(), args.no_trunc, time.time())), end="")
     return 0

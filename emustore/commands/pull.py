@@ -9,9 +9,9 @@ from emustore.commands import add_root_argument
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
-from emustore.platform import parse_platform
 from emustore.layers.unprivileged import warning_line
-from emustore.pull import DEFAULT_CONCURRENCY, PullResult, pull
+from emustore.api import PullOptions, Store
+from emustore.pull import DEFAULT_CONCURRENCY, PullResult
 from emustore.reference import parse_reference
 from emustore.registry.options import add_registry_arguments, options_from_args
 
@@ -51,22 +51,17 @@ def run(args: argparse.Namespace) -> int:
     reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
     if not args.quiet and given.tag is None and given.digest is None:
         print("Using default tag: latest", flush=True)
-    common = dict(
-        reporter=reporter, concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion,
-        rootless=args.rootless,
+    if args.source and args.blob_cache:
+        raise ManifestError("--blob-cache applies to registry pulls, not to --from")
+    options = PullOptions(
+        platform=args.platform,
+        concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion, rootless=args.rootless,
+        registry=None if args.source else options_from_args(args), blob_cache=args.blob_cache,
     )
     if args.source:
-        if args.blob_cache:
-            raise ManifestError("--blob-cache applies to registry pulls, not to --from")
-        platform = parse_platform(args.platform) if args.platform else None
-        from emustore.load import pull_from  # archives and layouts: imported only when asked for
-
-        _warn_unwritten(pull_from(args.source, parse_reference(args.reference), args.root, platform=platform, **common))
+        _warn_unwritten(Store(args.root).pull_from(args.source, parse_reference(args.reference), options, reporter))
         return 0
-    _warn_unwritten(pull(
-        parse_reference(args.reference), args.root, platform=args.platform,
-        registry_options=options_from_args(args), blob_cache=args.blob_cache, **common,
-    ))
+    _warn_unwritten(Store(args.root).pull(parse_reference(args.reference), options=options, reporter=reporter))
     return 0
 
 

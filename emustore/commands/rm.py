@@ -7,7 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.stores.docker.containers import ContainerStore
+from emustore.api import Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,7 +19,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    store = ContainerStore(args.root)
+    store = Store(args.root).containers()
     failed = False
     for text in args.containers:
         try:

@@ -7,7 +7,7 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.stores.docker.removal import remove_image
+from emustore.api import Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,10 +19,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
     failed = False
     for text in args.images:
         try:
-            for record in remove_image(args.root, text, force=args.force):
+            for record in store.remove(text, force=args.force):
                 print(record, flush=True)
         except EmustoreError as exc:
             print("emustore: %s" % exc, file=sys.stderr)

@@ -7,7 +7,8 @@ import sys
 
 from emustore.commands import add_root_argument
 from emustore.errors import EmustoreError
-from emustore.save import DOCKER, OCI, save, save_to_path
+from emustore.api import Store
+from emustore.save import DOCKER, OCI
 
 
 class TerminalOutput(EmustoreError):
@@ -28,10 +29,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     if args.output and args.output != "-":
-        save_to_path(args.root, args.images, args.output, args.format)
+        Store(args.root).save(args.images, args.output, args.format)
         return 0
     if sys.stdout.isatty():
         raise TerminalOutput("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    save(args.root, args.images, sys.stdout.buffer, args.format)
+    Store(args.root).save(args.images, sys.stdout.buffer, args.format)
     sys.stdout.buffer.flush()
     return 0

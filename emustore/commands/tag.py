@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from emustore.commands import add_root_argument
-from emustore.stores.docker.removal import tag_image
+from emustore.api import Store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -17,5 +17,5 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    tag_image(args.root, args.source, args.target)
+    Store(args.root).tag(args.source, args.target)
     return 0

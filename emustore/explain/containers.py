@@ -45,16 +45,16 @@ def containers_of(store: DockerStore, image_id: str) -> list[ContainerStep]:
             continue
         if not isinstance(doc, dict) or doc.get("Image") != image_id:
             continue
-        mount_dir = store.layout.layerdb / "mounts" / entry
+        mount = store.layers.read_mount(entry)
         steps.append(
             ContainerStep(
                 id=entry,
                 name=str(doc.get("Name", "")),
                 config_path=config_path,
-                mount_dir=mount_dir,
-                parent=_read(mount_dir / "parent"),
-                init=_layer(store, _read(mount_dir / "init-id")),
-                upper=_layer(store, _read(mount_dir / "mount-id")),
+                mount_dir=mount.path,
+                parent=mount.parent,
+                init=_layer(store, mount.init_id),
+                upper=_layer(store, mount.mount_id),
             )
         )
     return steps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from emustore.digest import short_id
 from emustore.explain.text import render_text
 from emustore.explain.walk import LayerStep, Walk
 
@@ -78,7 +79,7 @@ def _row_y(walk: Walk, index: int) -> int:
 def _short(digest: str | None) -> str:
     if digest is None:
         return "MISSING"
-    return digest.split(":", 1)[-1][:12]
+    return short_id(digest)
 
 
 def _box(x: int, y: int, kind: str, lines: list[str], color: str, full: str, broken: bool = False) -> list[str]:

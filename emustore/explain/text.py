@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from emustore.digest import short_id
 from emustore.explain.walk import LayerStep, Walk
 
 MISSING = "(missing)"
@@ -131,7 +132,7 @@ def _containers(walk: Walk) -> list[str]:
     for container in walk.containers:
         out += [
             "",
-            "Container %s %s" % (container.id[:12], container.name),
+            "Container %s %s" % (short_id(container.id), container.name),
             "   config    %s" % walk.rel(container.config_path),
             "   mount     %s/  parent %s" % (walk.rel(container.mount_dir), _shown(container.parent)),
         ]

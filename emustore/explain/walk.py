@@ -6,17 +6,18 @@ recorded as None so the renderers can show where the chain breaks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emustore.errors import EmustoreError, StoreError
+from emustore.digest import PREFIX, Digest
+from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.explain.containers import ContainerStep, containers_of
 from emustore.imageconfig import parse_image_config
 from emustore.reference import parse_reference
 from emustore.stores.docker.layerdb import chain_ids
+from emustore.stores.docker.references import lookup, lookup_key
 from emustore.stores.docker.store import DockerStore
 
 _IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
@@ -95,7 +96,7 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
         image_id=image_id,
         config_path=config_path,
         config_size=len(data),
-        config_sha256="sha256:" + hashlib.sha256(data).hexdigest(),
+        config_sha256=Digest.of_bytes(data),
         created=config.created,
         diff_ids=config.diff_ids,
     )
@@ -115,24 +116,24 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
     is_id = _IMAGE_ID.fullmatch(query)
     if not (is_id and (query.startswith("sha256:") or len(query) == 64)):
         ref = parse_reference(query)
-        key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
-        image_id = repos.get(ref.familiar_name, {}).get(key)
+        key = lookup_key(ref)
+        image_id = lookup(repos, ref)
         if image_id is not None:
             if store.images.get(image_id) is None:
                 raise StoreError("%s points at %s, which is missing or does not verify" % (key, image_id))
             return ref.familiar_name, key, image_id
     if is_id:
-        found = sorted(n for n in _listdir(store.layout.imagedb_content) if n.startswith(is_id.group(1)))
+        found = store.images.names_with_prefix(is_id.group(1))
         if len(found) > 1:
             raise StoreError("ambiguous image id prefix %s" % query)
-        if found and store.images.get("sha256:" + found[0]) is not None:
-            return None, None, "sha256:" + found[0]
-    raise StoreError("No such image: %s" % query)
+        if found and store.images.get(PREFIX + found[0]) is not None:
+            return None, None, PREFIX + found[0]
+    raise NoSuchImage(query)
 
 
 def _layer(store: DockerStore, index: int, diff_id: str, chain_id: str, parent: str | None, links: dict[str, int]) -> LayerStep:
     layerdb_dir = store.layers.path(chain_id)
-    files = {name: _read(layerdb_dir / name) for name in ("diff", "size", "cache-id", "parent")}
+    files = store.layers.texts(chain_id)
     cache_id = (files["cache-id"] or "").strip() or None
     overlay_dir = store.overlay2.layer_dir(cache_id) if cache_id else None
     link_id = _read(overlay_dir / "link") if overlay_dir else None

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HEX64 = re.compile(r"[0-9a-f]{64}")
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_READ = 64 << 20  # no metadata file of a data root comes near this
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from emustore.errors import EmustoreError
-from emustore.fsck.findings import DIGEST, HEX64, Findings, listdir
+from emustore.digest import Digest, is_digest, is_hex64
+from emustore.fsck.findings import Findings, listdir
 from emustore.fsutil import TEMP_PREFIX
-from emustore.fsck.layers import Layer, loadable
+from emustore.fsck.layers import loadable
+from emustore.stores.docker.layerdb import LayerRecord
 from emustore.imageconfig import parse_image_config
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 
 
-def check_imagedb(store: DockerStore, layers: dict[str, Layer], found: Findings) -> set[str]:
+def check_imagedb(store: DockerStore, layers: dict[str, LayerRecord], found: Findings) -> set[str]:
     """Image ids dockerd would list: the config verifies and its top layer loads."""
     images: set[str] = set()
     content = store.layout.imagedb_content
@@ -22,7 +23,7 @@ def check_imagedb(store: DockerStore, layers: dict[str, Layer], found: Findings)
         path = content / entry
         if entry.startswith(TEMP_PREFIX):
             continue  # reported with the other leftovers
-        if not HEX64.fullmatch(entry):
+        if not is_hex64(entry):
             found.report(path, "not an image config (name must be 64 hex digits); dockerd ignores it")
             continue
         found.modes(path, {".": 0o600})
@@ -31,7 +32,7 @@ def check_imagedb(store: DockerStore, layers: dict[str, Layer], found: Findings)
         except OSError as exc:
             found.report(path, "unreadable: %s" % exc.strerror)
             continue
-        if hashlib.sha256(data).hexdigest() != entry:
+        if Digest.of_bytes(data).hex != entry:
             found.report(path, "content does not hash to its name; dockerd hides this image")
             continue
         try:
@@ -42,7 +43,7 @@ def check_imagedb(store: DockerStore, layers: dict[str, Layer], found: Findings)
         if diff_ids and not loadable(chain_ids(diff_ids)[-1], layers):
             found.report(path, "top layer %s is not a loadable layer; dockerd hides this image" % chain_ids(diff_ids)[-1])
             continue
-        images.add("sha256:" + entry)
+        images.add(Digest.from_hex(entry))
     for entry in listdir(store.layout.imagedb_metadata):
         if not (content / entry).is_file():
             found.report(store.layout.imagedb_metadata / entry, "metadata of an image that does not exist")
@@ -74,7 +75,7 @@ def check_repositories(store: DockerStore, images: set[str], found: Findings) ->
 def check_distribution(store: DockerStore, found: Findings) -> None:
     """diffid-by-digest files hold a digest; v2metadata files a JSON array of entries (0644)."""
     for directory, valid, shape in (
-        (store.layout.diffid_by_digest, lambda text: DIGEST.fullmatch(text) is not None, "sha256:<64 hex>, no newline"),
+        (store.layout.diffid_by_digest, is_digest, "sha256:<64 hex>, no newline"),
         (store.layout.v2metadata_by_diffid, _valid_v2metadata, "a JSON array of {Digest, SourceRepository, HMAC}"),
     ):
         for entry in listdir(directory):
@@ -84,7 +85,7 @@ def check_distribution(store: DockerStore, found: Findings) -> None:
             text = found.read(path)
             if text is None:
                 continue
-            if not HEX64.fullmatch(entry) or not valid(text):
+            if not is_hex64(entry) or not valid(text):
                 found.report(path, "malformed (name: 64 hex digits; content: %s)" % shape)
             found.modes(path, {".": 0o644})
 

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsck.findings import DIGEST, HEX64, Findings, is_regular, listdir
-from emustore.stores.docker.layerdb import chain_ids
+from emustore.digest import Digest, is_hex64
+from emustore.fsck.findings import Findings, is_regular, listdir
+from emustore.stores.docker.layerdb import FILES, REMOVING_SUFFIX, LayerRecord, chain_ids
 from emustore.stores.docker.store import DockerStore
 
-SIZE = re.compile(r"[0-9]+")
-REMOVING_SUFFIX = "-removing"
-LAYER_FILES = (  # name, content pattern, what it must look like, required
-    ("diff", DIGEST, "sha256:<64 hex>", True),
-    ("size", SIZE, "decimal digits", True),
-    ("cache-id", HEX64, "64 hex digits", True),
-    ("parent", DIGEST, "sha256:<64 hex>", False),
-)
 
-
-@dataclass(frozen=True)
-class Layer:
-    """A layerdb entry whose files parse."""
-
-    chain_id: str
-    diff_id: str
-    size: int
-    cache_id: str
-    parent: str | None
-
-
-def check_layerdb(store: DockerStore, found: Findings) -> dict[str, Layer]:
+def check_layerdb(store: DockerStore, found: Findings) -> dict[str, LayerRecord]:
     """Every layerdb entry whose files parse, by chain id; problems for the rest."""
-    layers: dict[str, Layer] = {}
+    layers: dict[str, LayerRecord] = {}
     for entry in listdir(store.layout.layers):
         path = store.layout.layers / entry
         if entry.endswith(REMOVING_SUFFIX):
             found.report(path, "leftover of an interrupted layer removal", leftover=True)
-        elif not HEX64.fullmatch(entry) or not path.is_dir():
+        elif not is_hex64(entry) or not path.is_dir():
             found.report(path, "not a layer directory (name must be 64 hex digits)")
         else:
             layer = _layer_files(path, found)
@@ -49,9 +28,9 @@ def check_layerdb(store: DockerStore, found: Findings) -> dict[str, Layer]:
     return layers
 
 
-def _layer_files(path: Path, found: Findings) -> Layer | None:
+def _layer_files(path: Path, found: Findings) -> LayerRecord | None:
     values: dict[str, str] = {}
-    for name, pattern, shape, required in LAYER_FILES:
+    for name, pattern, shape, required in FILES:
         text = found.read(path / name, required)
         if text is None:
             continue
@@ -63,10 +42,10 @@ def _layer_files(path: Path, found: Findings) -> Layer | None:
         found.report(path / "tar-split.json.gz", "missing or not a file; docker save and push of this layer fail")
     if not all(name in values for name in ("diff", "size", "cache-id")):
         return None
-    return Layer("sha256:" + path.name, values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))
+    return LayerRecord(Digest.from_hex(path.name), values["diff"], int(values["size"]), values["cache-id"], values.get("parent"))
 
 
-def _chain(store: DockerStore, layer: Layer, layers: dict[str, Layer], found: Findings) -> None:
+def _chain(store: DockerStore, layer: LayerRecord, layers: dict[str, LayerRecord], found: Findings) -> None:
     path = store.layers.path(layer.chain_id)
     if layer.parent is None:
         expected = chain_ids([layer.diff_id])[0]
@@ -78,7 +57,7 @@ def _chain(store: DockerStore, layer: Layer, layers: dict[str, Layer], found: Fi
         found.report(path, 'chain id does not recompute: sha256(parent + " " + diff) is %s' % expected)
 
 
-def loadable(chain_id: str, layers: dict[str, Layer]) -> bool:
+def loadable(chain_id: str, layers: dict[str, LayerRecord]) -> bool:
     """dockerd loads a layer only if its files parse and, recursively, its parent loads."""
     seen: set[str] = set()
     layer = layers.get(chain_id)
@@ -91,16 +70,15 @@ def loadable(chain_id: str, layers: dict[str, Layer]) -> bool:
 def named_cache_ids(store: DockerStore) -> set[str]:
     """The overlay2 dirs named by layerdb entries, loadable or not: never orphans."""
     named: set[str] = set()
-    for entry in listdir(store.layout.layers):
-        if HEX64.fullmatch(entry):
-            try:
-                named.add((store.layout.layers / entry / "cache-id").read_text().strip())
-            except OSError:
-                pass
+    for chain_id in store.layers.chain_ids():
+        try:
+            named.add((store.layers.path(chain_id) / "cache-id").read_text().strip())
+        except OSError:
+            pass
     return named - {""}
 
 
-def check_mounts(store: DockerStore, layers: dict[str, Layer], found: Findings) -> set[str]:
+def check_mounts(store: DockerStore, layers: dict[str, LayerRecord], found: Findings) -> set[str]:
     """Container layers (layerdb/mounts/<id>/); returns the overlay2 dirs they use."""
     used: set[str] = set()
     mounts = store.layout.layerdb / "mounts"

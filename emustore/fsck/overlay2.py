@@ -3,16 +3,16 @@ content recomputed (size from diff/, diff id by reassembling the tar from tar-sp
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
 from pathlib import Path
 
+from emustore.digest import Hasher
 from emustore.errors import EmustoreError
 from emustore.layers.unprivileged import RECORD_NAME, Unwritable
 from emustore.fsck.findings import Findings, is_real_dir, is_regular, listdir
-from emustore.fsck.layers import Layer
+from emustore.stores.docker.layerdb import LayerRecord
 from emustore.layers.assemble import assemble
 from emustore.layers.size import layer_size
 from emustore.stores.docker.store import DockerStore
@@ -83,7 +83,7 @@ def _link_file(store: DockerStore, cache_id: str, found: Findings) -> None:
         found.report(link, "points at %s, expected ../%s/diff" % (target, cache_id))
 
 
-def check_layer_content(store: DockerStore, layer: Layer, layers: dict[str, Layer], found: Findings) -> None:
+def check_layer_content(store: DockerStore, layer: LayerRecord, layers: dict[str, LayerRecord], found: Findings) -> None:
     """Modes, lower/work/committed, then size and diff id recomputed from the diff dir."""
     layer_dir = store.overlay2.layer_dir(layer.cache_id)
     meta = store.layers.path(layer.chain_id)
@@ -120,7 +120,7 @@ def _unwritten(record: Path, found: Findings) -> None:
     found.report(record, "pulled without root: %s not written as the image says" % (parts or "nothing"))
 
 
-def _lower(store: DockerStore, layer: Layer, parent: Layer | None, found: Findings) -> None:
+def _lower(store: DockerStore, layer: LayerRecord, parent: LayerRecord | None, found: Findings) -> None:
     """`lower` = l/<parent link>:<parent's lower>; `work/` in a child; `committed` in its parent."""
     layer_dir = store.overlay2.layer_dir(layer.cache_id)
     lower = store.overlay2.lower_of(layer.cache_id)
@@ -144,19 +144,19 @@ def _lower(store: DockerStore, layer: Layer, parent: Layer | None, found: Findin
         found.report(committed, "missing in a layer that has a child")
 
 
-def _diff_id(layer: Layer, tar_split: Path, diff_dir: Path, found: Findings) -> None:
+def _diff_id(layer: LayerRecord, tar_split: Path, diff_dir: Path, found: Findings) -> None:
     """Reassemble the layer's tar as save/push would and hash it (the files of a non-base layer
     are all in its own diff/, so this equals reading through the merged overlay view)."""
-    digest = hashlib.sha256()
+    hasher = Hasher()
     try:
         for chunk in assemble(tar_split, diff_dir):
-            digest.update(chunk)
+            hasher.update(chunk)
     except EmustoreError as exc:
         found.report(diff_dir, "cannot be reassembled: %s" % exc)
         return
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         found.report(tar_split, "unreadable: %s" % exc)
         return
-    actual = "sha256:" + digest.hexdigest()
+    actual = hasher.digest()
     if actual != layer.diff_id:
         found.report(diff_dir, "reassembles to %s, but diff says %s" % (actual, layer.diff_id))

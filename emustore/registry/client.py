@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import logging
 import ssl
 import threading
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from emustore import safejson
+from emustore.digest import Digest
 from emustore.errors import DigestMismatch, EmustoreError, ManifestError, NotFound, RegistryError
 from emustore.manifest import MANIFEST_ACCEPT
 from emustore.reference import Reference
@@ -66,6 +66,8 @@ class BlobStream:
 
     The bytes are passed on as they came (a Content-Encoding, never asked for, is not decoded:
     the digest check refuses such a blob), under the stall rule across reconnections."""
+
+    file_reads = False
 
     def __init__(
         self,
@@ -206,7 +208,7 @@ class RegistryClient:
         with self._open(url, repository, {"Accept": ", ".join(MANIFEST_ACCEPT)}, target) as response:
             data = _read_limited(response, url, max_size, f"manifest for {shown}", self._stall)
             content_type = response.headers.get("content-type")
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = Digest.of_bytes(data)
         if sep == "@" and digest != reference:
             raise DigestMismatch(
                 f"manifest {reference} of {familiar} does not match its digest: the registry sent "
@@ -243,7 +245,7 @@ class RegistryClient:
                 data += chunk
                 if len(data) > max_size:
                     raise ManifestError(_too_large(what, max_size))
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        actual = Digest.of_bytes(data)
         if actual != digest:
             raise DigestMismatch(f"{what} does not match its digest: the registry sent content with digest {actual}")
         return bytes(data)

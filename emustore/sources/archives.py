@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from emustore.errors import ManifestError
 from emustore.platform import Platform
 from emustore.reference import Reference
-from emustore.sources.docker_archive import MANIFEST_JSON, DockerArchive, DockerArchiveImage
+from emustore.formats.docker_archive import MANIFEST_JSON, DockerArchive, DockerArchiveImage
 from emustore.sources.files import Files, open_files
-from emustore.sources.oci_layout import INDEX_JSON, OciLayout, OciLayoutImage
+from emustore.formats.oci import INDEX_JSON, OciLayout, OciLayoutImage
 
 ArchivedImage = DockerArchiveImage | OciLayoutImage
 DOCKER_ARCHIVE, OCI_LAYOUT, OCI_ARCHIVE = "docker-archive", "oci-layout", "oci-archive"

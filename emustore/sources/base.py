@@ -29,6 +29,7 @@ class LayerStream(Protocol):
     """An open layer blob: its announced size and its bytes, streamed once."""
 
     size: int | None
+    file_reads: bool  # read from a file, as dockerd reads a loaded archive (see layers/pipeline.py)
 
     def iter_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The blob's bytes in order, in non-empty chunks of at most `chunk_size` bytes."""

@@ -8,15 +8,15 @@ atomic rename) only once the whole blob matched its digest. Configs are kept the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from emustore.digest import Digest, Hasher
 from emustore.errors import ManifestError, StoreError
 from emustore.fsutil import atomic_write, ensure_dir, unusable_dir
-from emustore.manifest import SHA256_DIGEST, Descriptor
+from emustore.manifest import Descriptor
 from emustore.sources.base import ImageSource, LayerStream, ResolvedImage
 
 READ_SIZE = 1 << 20
@@ -39,21 +39,22 @@ class BlobCache:
 
     def path(self, digest: str) -> Path:
         """blobs/sha256/<hex>; anything but a sha256 digest is refused, never made a name."""
-        if not SHA256_DIGEST.fullmatch(digest):
+        parsed = Digest.parse(digest)
+        if parsed is None:
             raise ManifestError("not a sha256 digest: %r" % digest[:80])
-        return self.blobs / digest[len("sha256:") :]
+        return self.blobs / parsed.hex
 
     def verified(self, digest: str) -> Path | None:
         """The cached blob's path if it is there and matches its digest; a corrupt one is removed."""
         path = self.path(digest)
-        hasher = hashlib.sha256()
+        hasher = Hasher()
         try:
             with path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(READ_SIZE), b""):
                     hasher.update(chunk)
         except FileNotFoundError:
             return None
-        if "sha256:" + hasher.hexdigest() != digest:
+        if hasher.digest() != digest:
             path.unlink(missing_ok=True)
             return None
         return path
@@ -64,7 +65,7 @@ class BlobCache:
         return path.read_bytes() if path is not None else None
 
     def put(self, digest: str, data: bytes) -> None:
-        if "sha256:" + hashlib.sha256(data).hexdigest() == digest and not self.path(digest).exists():
+        if Digest.of_bytes(data) == digest and not self.path(digest).exists():
             atomic_write(self.path(digest), data, 0o444, temp_prefix=".tmp-")
 
     @contextlib.contextmanager
@@ -84,7 +85,7 @@ class _BlobWriter:
         self.digest = digest
         self.temp = self.target.with_name(f".tmp-{self.target.name}-{secrets.token_hex(4)}")
         self._handle = self.temp.open("xb")
-        self._hash = hashlib.sha256()
+        self._hash = Hasher()
         self.complete = False
 
     def write(self, chunk: bytes) -> None:
@@ -93,7 +94,7 @@ class _BlobWriter:
 
     def publish(self) -> None:
         """Rename into place if the stream was read to its end and matched the digest."""
-        if not self.complete or "sha256:" + self._hash.hexdigest() != self.digest:
+        if not self.complete or self._hash.digest() != self.digest:
             return
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -107,7 +108,9 @@ class _BlobWriter:
 
 
 class _CachedBlob:
-    """A layer read back from the cache."""
+    """A layer read back from the cache (it stands for a registry download: no file read cuts)."""
+
+    file_reads = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -120,6 +123,8 @@ class _CachedBlob:
 
 class _TeeBlob:
     """A layer streamed from the wrapped source and copied into the cache on the way."""
+
+    file_reads = False
 
     def __init__(self, blob: LayerStream, writer: _BlobWriter) -> None:
         self.size = blob.size

@@ -138,7 +138,7 @@ class DirFiles:
 class _BoundedTarInfo(tarfile.TarInfo):
     """tarfile reads a PAX or GNU long-name payload whole into memory: bound it as Go does."""
 
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _EXTENSION_TYPES and self.size > MAX_EXTENSION:
             raise tarfile.HeaderError("an extension header of %d bytes" % self.size)
         return super()._proc_member(tarfile_)  # type: ignore[misc]
@@ -306,7 +306,7 @@ def _decompressor(raw: IO[bytes], compression: str) -> IO[bytes]:
     if compression == GZIP:
         return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if compression == ZSTD:
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     if compression == BZIP2:
         return bz2.BZ2File(raw)
     return lzma.LZMAFile(raw)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from tests.support.imagefactory import LayerBuilder, busybox_image
 from tests.support.registry import RegistryServer
 from tests.support.treecompare import diff_trees
@@ -32,7 +32,7 @@ def test_warm_cache_pull_requests_no_blob(registry: RegistryServer, tmp_path: Pa
     cache = tmp_path / "cache"
 
     start = registry.log_path.stat().st_size
-    pull(pushed.reference, tmp_path / "cold", blob_cache=cache)
+    pull(pushed.reference, tmp_path / "cold", PullOptions(blob_cache=cache))
     cold = blob_requests(registry, "cache/bb", start)
     assert len(cold) == len(pushed.layer_digests) + 1  # the layers and the config, once each
     assert sorted(p.name for p in (cache / "blobs/sha256").iterdir()) == sorted(
@@ -40,7 +40,7 @@ def test_warm_cache_pull_requests_no_blob(registry: RegistryServer, tmp_path: Pa
     )
 
     start = registry.log_path.stat().st_size
-    pull(pushed.reference, tmp_path / "warm", blob_cache=cache)
+    pull(pushed.reference, tmp_path / "warm", PullOptions(blob_cache=cache))
     run = subprocess.run(
         [sys.executable, "-m", "emustore", "pull", "-q", "--blob-cache", str(cache), "--root", str(tmp_path / "cli"), pushed.reference],
         capture_output=True, text=True, timeout=300,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from emustore.errors import EmustoreError, NotFound, RegistryError
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.registry.credentials import CredentialStore
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
@@ -101,7 +101,7 @@ def test_basic_auth_over_verified_tls_with_client_cert(
     secure, certs = tls_setup
     store = write_config(tmp_path / "docker", {"auths": {secure.host: {"auth": basic_auth("alice", PASSWORD)}}})
     caplog.set_level(logging.DEBUG)
-    result = pull(f"{secure.host}/secure/app:v1", tmp_path / "root", registry_options=secure_options(certs, store))
+    result = pull(f"{secure.host}/secure/app:v1", tmp_path / "root", PullOptions(registry=secure_options(certs, store)))
     assert result.image_id == image.image_id
     assert_no_secret(caplog.text, *(str(r.args) for r in caplog.records))
 
@@ -112,7 +112,7 @@ def test_tls_verification_is_on_by_default(
     secure, _ = tls_setup
     store = write_config(tmp_path / "docker", {"auths": {secure.host: {"auth": basic_auth("alice", PASSWORD)}}})
     with pytest.raises(RegistryError) as info:
-        pull(f"{secure.host}/secure/app:v1", tmp_path / "root", registry_options=secure_options(tmp_path / "none", store))
+        pull(f"{secure.host}/secure/app:v1", tmp_path / "root", PullOptions(registry=secure_options(tmp_path / "none", store)))
     message = str(info.value)
     assert message.startswith(f'Get "https://{secure.host}/v2/secure/app/manifests/v1": cannot connect')
     assert "certificate verify failed" in message and "\n" not in message
@@ -130,7 +130,7 @@ def test_insecure_registry_skips_verification_but_sends_the_client_cert(
     options = RegistryOptions(
         insecure_registries=(secure.host,), certs_dir=tmp_path / "certs.d", credentials=store, retry=FAST
     )
-    assert pull(f"{secure.host}/secure/app:v1", tmp_path / "root", registry_options=options).image_id == image.image_id
+    assert pull(f"{secure.host}/secure/app:v1", tmp_path / "root", PullOptions(registry=options)).image_id == image.image_id
 
 
 def test_wrong_password_is_access_denied_without_echoing_it(
@@ -139,7 +139,7 @@ def test_wrong_password_is_access_denied_without_echoing_it(
     secure, certs = tls_setup
     store = write_config(tmp_path / "docker", {"auths": {secure.host: {"auth": basic_auth("alice", PASSWORD + "x")}}})
     with pytest.raises(NotFound) as info:
-        pull(f"{secure.host}/secure/app:v1", tmp_path / "root", registry_options=secure_options(certs, store))
+        pull(f"{secure.host}/secure/app:v1", tmp_path / "root", PullOptions(registry=secure_options(certs, store)))
     assert str(info.value) == (
         f"pull access denied for {secure.host}/secure/app, {DENIED}: unauthorized: authentication required"
     )
@@ -243,7 +243,7 @@ def issuer(token_setup: tuple[RegistryServer, TokenIssuer]) -> TokenIssuer:
 
 def token_pull(protected: RegistryServer, store: CredentialStore, root: Path, name: str = "secure/app") -> str:
     options = RegistryOptions(credentials=store, retry=FAST, certs_dir=None)
-    return pull(f"{protected.host}/{name}:v1", root, registry_options=options).image_id
+    return pull(f"{protected.host}/{name}:v1", root, PullOptions(registry=options)).image_id
 
 
 def test_token_with_credentials_one_token_per_scope(

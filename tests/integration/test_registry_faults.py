@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emustore.errors import DigestMismatch, RegistryError
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.registry import client as client_module
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
@@ -52,7 +52,7 @@ def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
 
 
 def _pull(proxy: FaultProxy, root: Path, options: RegistryOptions = OPTIONS) -> None:
-    pull(f"{proxy.host}/faults/big:v1", root, registry_options=options)
+    pull(f"{proxy.host}/faults/big:v1", root, PullOptions(registry=options))
 
 
 def _layer(image: tuple[PushedImage, int]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.reference import parse_reference
 from emustore.registry.endpoints import Endpoint, endpoints
 from emustore.registry.options import OptionsError, RegistryOptions, validate_mirror
@@ -48,7 +48,7 @@ def test_docker_hub_image_comes_through_the_mirror(
 ) -> None:
     image = upstream[1]
     options = RegistryOptions(mirrors=(f"http://{cache.host}",), retry=FAST, certs_dir=None)
-    result = pull("mirrored:v1", tmp_path, registry_options=options)
+    result = pull("mirrored:v1", tmp_path, PullOptions(registry=options))
     assert (result.image_id, result.manifest_digest) == (image.image_id, image.digest)
     references = json.loads((tmp_path / "image/overlay2/repositories.json").read_text())["Repositories"]
     assert references["mirrored"]["mirrored:v1"] == image.image_id
@@ -69,7 +69,7 @@ def test_a_failing_mirror_falls_back_to_the_next(
     empty = RegistryServer()  # a mirror that answers "manifest unknown"
     try:
         options = RegistryOptions(mirrors=(dead, empty.url, f"http://{cache.host}"), retry=FAST, certs_dir=None)
-        assert pull("mirrored:v1", tmp_path, registry_options=options).image_id == upstream[1].image_id
+        assert pull("mirrored:v1", tmp_path, PullOptions(registry=options)).image_id == upstream[1].image_id
     finally:
         empty.stop()
 

@@ -24,7 +24,7 @@ import pytest
 
 from emustore.errors import EmustoreError
 from emustore.layers import pipeline
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
 from emustore.registry.stall import StallRule
@@ -32,7 +32,7 @@ from tests.integration.test_pull_cli import emustore, snapshot
 from tests.support.consistency import check_root
 from tests.support.faultproxy import Fault, FaultKind, FaultProxy
 from tests.support.faults import gzip_bomb
-from tests.support.figures import record
+from tests.support.figures import module_figures, record
 from tests.support.imagefactory import LayerBuilder, PushedImage, busybox_image, compress
 from tests.support.pushclient import PushClient, sha256_digest
 from tests.support.registry import RegistryServer, free_port
@@ -92,7 +92,7 @@ def _through(proxy: FaultProxy, registry: RegistryServer, image: PushedImage) ->
 
 def test_registry_down(images: dict[str, PushedImage], registry: RegistryServer, root: Path) -> None:
     reference = images["app"].reference.replace(registry.host, f"127.0.0.1:{free_port()}")
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "connect")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "connect")
 
 
 ALWAYS = 1 << 20  # a fault for every matching request
@@ -110,12 +110,12 @@ def test_transport_faults(case: str, images: dict[str, PushedImage], registry: R
     fault, words = FAILING[case]
     proxy.inject(fault)
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), words)
     assert _injected(proxy) > 0
 
 
 def _completes(image: PushedImage, registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
-    result = pull(_through(proxy, registry, image), root, registry_options=FAST)
+    result = pull(_through(proxy, registry, image), root, PullOptions(registry=FAST))
     assert result.image_id == image.image_id
     report = check_root(root)
     assert report.consistent and not report.leftovers, report.problems
@@ -154,7 +154,7 @@ def test_manifest_over_the_size_limit(images: dict[str, PushedImage], registry: 
     huge = b'{"schemaVersion": 2, "pad": "' + b"x" * (5 << 20) + b'"}'
     proxy.inject(Fault("/manifests/", "body", body=huge, content_type=MANIFEST_TYPE, times=ALWAYS))
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "limit")
 
 
 def test_config_declared_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
@@ -162,14 +162,14 @@ def test_config_declared_over_the_size_limit(images: dict[str, PushedImage], reg
     manifest = _manifest(_descriptor(b"{}", size=9 << 20), [layer])
     proxy.inject(Fault("/manifests/", "body", body=manifest, content_type=MANIFEST_TYPE, times=ALWAYS))
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "limit")
 
 
 def test_config_body_over_the_size_limit(images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path) -> None:
     big = b"{" + b" " * (9 << 20) + b"}"
     proxy.inject(Fault("/blobs/" + images["app"].image_id, "body", body=big, times=ALWAYS))  # the config blob
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "limit")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "limit")
 
 
 def _push_raw(registry: RegistryServer, name: str, config: bytes, layers: list[bytes]) -> str:
@@ -185,7 +185,7 @@ def _push_raw(registry: RegistryServer, name: str, config: bytes, layers: list[b
 
 def test_config_that_is_not_json(registry: RegistryServer, root: Path) -> None:
     reference = _push_raw(registry, "faults/notjson", b"this is { not json", [])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "not JSON")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "not JSON")
 
 
 def test_diff_id_that_does_not_match_the_config(registry: RegistryServer, root: Path) -> None:
@@ -194,7 +194,7 @@ def test_diff_id_that_does_not_match_the_config(registry: RegistryServer, root: 
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                          "rootfs": {"type": "layers", "diff_ids": [sha256_digest(claimed)]}}).encode()
     reference = _push_raw(registry, "faults/diffid", config, [compress(real, "gzip")])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "don't match image configuration")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "don't match image configuration")
 
 
 def _bomb_config(size: int) -> bytes:
@@ -222,7 +222,7 @@ def test_gzip_bomb_is_refused_by_pull(registry: RegistryServer, root: Path, monk
     blob = gzip_bomb(size)
     reference = _push_raw(registry, "faults/bomb", _bomb_config(size), [blob])
     monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
-    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100), "expands beyond")
+    message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=100)), "expands beyond")
     _expands_beyond(message, blob)
 
 
@@ -236,7 +236,7 @@ def test_a_bomb_claiming_a_huge_size_is_still_refused(
     lying = _manifest(_descriptor(config), [_descriptor(blob, "application/vnd.docker.image.rootfs.diff.tar.gzip", 10**12)])
     proxy.inject(Fault("/manifests/", "body", body=lying, content_type=MANIFEST_TYPE, times=ALWAYS))
     monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
-    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=100, registry_options=FAST), "expands")
+    message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=100, registry=FAST)), "expands")
     record("bomb with a lying size", declared=10**12, blob=len(blob), received=_expands_beyond(message, blob))
 
 
@@ -251,7 +251,7 @@ def test_a_refused_layer_stops_its_download(
     blob = gzip_bomb(64 << 20) + tail
     reference = _push_raw(registry, "faults/bombtail", _bomb_config(64 << 20), [blob]).replace(registry.host, proxy.host)
     monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
-    message = _expect_clean_failure(root, lambda: pull(reference, root, max_expansion=10, registry_options=FAST), "expands")
+    message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=10, registry=FAST)), "expands")
     _expands_beyond(message, blob, ratio=10)
     sent = sum(seen.body_bytes for seen in proxy.requests_for("/blobs/" + sha256_digest(blob)))
     record("refused layer stops its download", blob=len(blob), sent=sent)
@@ -297,7 +297,7 @@ def test_endless_bodies_stop_at_their_limit(
     for fault in faults(proxy, images["app"]):
         proxy.inject(fault)
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), words)
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), words)
     sent = sum(seen.body_bytes for seen in proxy.requests_for(path) if seen.fault == "endless")
     record(f"endless {case}", limit=limit, sent=sent, cap=ENDLESS_CAP)
     assert 0 < sent <= limit + BUFFERED, sent
@@ -337,7 +337,7 @@ def test_a_dripping_answer_ends_on_the_stall_rule(
     path = DRIPPING[case](images["app"])
     proxy.inject(Fault(path, kind, pause=0.05, after=400, times=ALWAYS))
     reference = _through(proxy, registry, images["app"])
-    message = _expect_clean_failure(root, lambda: pull(reference, root, registry_options=STALLING), "transfer stalled")
+    message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=STALLING)), "transfer stalled")
     assert path in message and "less than the stall limit of 1024 bytes per 0.5s" in message, message
     drips = [s for s in proxy.requests_for(path) if s.fault == kind]
     received = re.search(r"stalled: (\d+) bytes", message)
@@ -393,7 +393,7 @@ def test_late_headers_within_the_stall_window_pass(
     for path in ("/manifests/", "/blobs/"):
         proxy.inject(Fault(path, "late", pause=0.2, times=ALWAYS))
     patient = RegistryOptions(timeout=2.0, retry=FAST.retry, stall=StallRule(1024, 2.0))
-    result = pull(_through(proxy, registry, images["app"]), root, registry_options=patient)
+    result = pull(_through(proxy, registry, images["app"]), root, PullOptions(registry=patient))
     assert result.image_id == images["app"].image_id
     late = [s for s in proxy.requests_for("/v2/") if s.fault == "late"]
     assert late and all(s.status == 200 for s in late), late
@@ -403,7 +403,7 @@ def test_connections_are_kept_alive_under_the_stall_rule(
     images: dict[str, PushedImage], registry: RegistryServer, proxy: FaultProxy, root: Path
 ) -> None:
     """The watched transport pools connections: a pull sends several requests over one connection."""
-    pull(_through(proxy, registry, images["app"]), root, registry_options=FAST)
+    pull(_through(proxy, registry, images["app"]), root, PullOptions(registry=FAST))
     seen = proxy.requests_for("/v2/")
     connections = len({s.client_port for s in seen})
     record("keep-alive under the stall rule", requests=len(seen), connections=connections)
@@ -420,10 +420,10 @@ def test_deep_json_from_the_registry_is_one_line(
     deep_manifest = b'{"schemaVersion": 2, "mediaType": "%s", "layers": %s}' % (MANIFEST_TYPE.encode(), DEEP)
     proxy.inject(Fault("/manifests/", "body", body=deep_manifest, content_type=MANIFEST_TYPE, times=ALWAYS))
     reference = _through(proxy, registry, images["app"])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "nested deeper than 256 levels")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "nested deeper than 256 levels")
     deep_config = b'{"os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "history": %s}' % DEEP
     reference = _push_raw(registry, "faults/deepconfig", deep_config, [])
-    _expect_clean_failure(root, lambda: pull(reference, root, registry_options=FAST), "nested deeper than 256 levels")
+    _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(registry=FAST)), "nested deeper than 256 levels")
 
 
 @pytest.fixture
@@ -458,7 +458,9 @@ def test_disk_fills_mid_layer(images: dict[str, PushedImage], registry: Registry
     assert report.consistent and not report.leftovers, (report.problems, report.leftovers)
 
 
-def test_figures() -> None:
-    """Runs last in this module: report what the cases above did."""
-    record("external faults", **FIGURES)
-    assert FIGURES["inconsistent_roots"] == 0 and FIGURES["files_outside_root"] == 0
+def _check_figures(figures: dict[str, int], selected: dict[str, int]) -> None:
+    """Held once every selected test of this module ran (tests/support/figures.py)."""
+    assert figures["inconsistent_roots"] == 0 and figures["files_outside_root"] == 0
+
+
+_figures = module_figures("external faults", FIGURES, _check_figures)

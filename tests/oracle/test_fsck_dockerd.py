@@ -82,6 +82,22 @@ def _phase_started(phase: str, root: Path, image: PushedImage, layers_before: in
     return (root / "image" / "overlay2" / "imagedb" / "content" / "sha256" / image.image_id[7:]).exists()
 
 
+def kill_pull_in_phase(image: PushedImage, root: Path, phase: str, rng: random.Random) -> bool:
+    """Start a pull of `image` into `root` and SIGKILL it a random moment after `phase` began;
+    False if it finished first."""
+    layerdb = root / "image" / "overlay2" / "layerdb" / "sha256"
+    layers_before = len(list(layerdb.iterdir())) if layerdb.is_dir() else 0
+    proc = pull_process(image.reference, str(root))
+    while proc.poll() is None and not _phase_started(phase, root, image, layers_before):
+        time.sleep(0.0002)
+    time.sleep(rng.uniform(0, 0.005))
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    return killed
+
+
 def test_dockerd_adopts_a_root_whose_pulls_were_killed_and_run_again(
     registry: RegistryServer, tmp_path: Path, dockerd_factory: Callable[[Path], Dockerd]
 ) -> None:
@@ -99,16 +115,7 @@ def test_dockerd_adopts_a_root_whose_pulls_were_killed_and_run_again(
     rng = random.Random(3)
     kills = 0
     for phase, image in zip(KILL_PHASES, pushed):
-        layerdb = root / "image" / "overlay2" / "layerdb" / "sha256"
-        layers_before = len(list(layerdb.iterdir())) if layerdb.is_dir() else 0
-        proc = pull_process(image.reference, str(root))
-        while proc.poll() is None and not _phase_started(phase, root, image, layers_before):
-            time.sleep(0.0002)
-        time.sleep(rng.uniform(0, 0.005))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=60)
+        kills += kill_pull_in_phase(image, root, phase, rng)
         rerun = pull_process(image.reference, str(root))
         _, err = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, err

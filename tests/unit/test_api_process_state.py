@@ -16,7 +16,7 @@ import pytest
 import emustore
 from emustore.errors import EmustoreError
 from emustore.load import load, pull_from
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.reference import parse_reference
 from emustore.save import save_to_path
 from tests.support.figures import record
@@ -99,9 +99,9 @@ def _calls(tmp_path: Path, registry: str) -> dict[str, tuple[Callable[[], object
         "load of a bad archive": (lambda: list(load(tmp_path / "file", tmp_path / "bad")), False),
         "api pull, unknown image": (lambda: emustore.pull(unknown, tmp_path / "api"), False),
         "Store.pull, unknown image": (lambda: emustore.Store(tmp_path / "store").pull(unknown), False),
-        "unusable blob cache": (lambda: pull(unknown, tmp_path / "cache", blob_cache=tmp_path / "file"), False),
+        "unusable blob cache": (lambda: pull(unknown, tmp_path / "cache", PullOptions(blob_cache=tmp_path / "file")), False),
         "unusable root": (lambda: pull(unknown, tmp_path / "file"), False),
-        "bad platform": (lambda: pull(unknown, tmp_path / "platform", platform="no/such/thing/x"), False),
+        "bad platform": (lambda: pull(unknown, tmp_path / "platform", PullOptions(platform="no/such/thing/x")), False),
     }
 
 

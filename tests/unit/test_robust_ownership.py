@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from emustore.stores.docker.ownership import RootInUse, check_not_owned, dockerd_owner
-from tests.support.figures import record
+from tests.support.figures import module_figures
 
 FIGURES = {"trials": 0, "detected": 0, "refused_without_force": 0}
 
@@ -109,7 +109,9 @@ def test_self_bind_mounted_overlay2(tmp_path: Path) -> None:
     assert dockerd_owner(tmp_path / "root") is None
 
 
-def test_figures() -> None:
-    """Runs last in this module."""
-    record("dockerd ownership", **FIGURES)
-    assert FIGURES["detected"] == FIGURES["trials"]
+def _check_figures(figures: dict[str, int], selected: dict[str, int]) -> None:
+    """Held once every selected test of this module ran (tests/support/figures.py)."""
+    assert figures["detected"] == figures["trials"]
+
+
+_figures = module_figures("dockerd ownership", FIGURES, _check_figures)

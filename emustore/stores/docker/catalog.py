@@ -2,14 +2,14 @@
 
 This is the stable API for every reader of a root (images, inspect, rmi, du, fsck):
 
-* `Catalog(root).layers()` – chain id → `LayerRecord` for every layer dockerd loads at start
-  (§5.3: required files readable, `size` bare digits, parent loadable, `-removing` dirs ignored).
+* `Catalog(root).layers()` – chain id → `LayerRecord` for every layer dockerd loads at start (`LayerDB.load`,
+  §5.3: required files readable, `size` an integer, parent loadable, `-removing` dirs ignored).
 * `Catalog(root).images()` – `CatalogImage` for every image dockerd restores (§4: the config
   verifies and decodes, its top chain is a loaded layer), newest first.
 * `Catalog(root).resolve(text)` – the image a name, digest reference, id or id prefix means,
   as `docker image inspect`/`rmi` look it up; `NoSuchImage` otherwise.
 * `Catalog(root).containers()` – the containers' image ids (containers/*/config.v2.json);
-  `mount_parents()` – the chain ids container layers sit on (layerdb/mounts/*/parent).
+  `mount_parents()` – the chain ids container layers sit on (`LayerDB.mounts`).
 * `heads()`, `children(id)` – images without children / whose metadata `parent` is `id`;
   `layer_chain(chain)`, `chain_size(chain)` – a layer with its ancestors, and their size sum.
 * `require_data_root(root)` – the DataRoot of an existing directory, else an EmustoreError.
@@ -19,7 +19,6 @@ A Catalog reads the tree once, lazily; make a new one after changing the root.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,20 +26,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from emustore.errors import EmustoreError
+from emustore.digest import is_digest, is_hex64, short_id
+from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
-from emustore.stores.docker.layerdb import LayerRecord, chain_ids
+from emustore.stores.docker.imagedb import ImageDB
+from emustore.stores.docker.layerdb import LayerDB, LayerRecord, chain_ids
 from emustore.stores.docker.layout import DataRoot
-from emustore.stores.docker.references import ReferenceStore, Repositories
+from emustore.stores.docker.references import ReferenceStore, Repositories, lookup
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_SIZE = re.compile(r"[+-]?[0-9]+")
-
-
-class NoSuchImage(EmustoreError):
-    """No image in the root matches the reference or id."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ class CatalogImage:
 
     @property
     def short_id(self) -> str:
-        return self.id.split(":", 1)[1][:12]
+        return short_id(self.id)
 
     @property
     def top_chain_id(self) -> str | None:
@@ -105,12 +99,14 @@ class ContainerUse:
 
     @property
     def short_id(self) -> str:
-        return self.id[:12]
+        return short_id(self.id)
 
 
 class Catalog:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.layout = require_data_root(root)
+        self.layerdb = LayerDB(self.layout)
+        self.imagedb = ImageDB(self.layout)
 
     # layers
 
@@ -121,18 +117,13 @@ class Catalog:
     @cached_property
     def _layers(self) -> dict[str, LayerRecord]:
         raw: dict[str, LayerRecord] = {}
-        try:
-            entries = list(self.layout.layers.iterdir())
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if _HEX64.fullmatch(entry.name):
-                record = _read_layer(entry)
-                if record is not None:
-                    raw[record.chain_id] = record
+        for chain_id in self.layerdb.chain_ids():
+            record = self.layerdb.load(chain_id)
+            if record is not None:
+                raw[chain_id] = record
         loaded: dict[str, LayerRecord] = {}
-        for chain_id in raw:
-            _load_with_parents(chain_id, raw, loaded, set())
+        for top in raw:
+            _load_with_parents(top, raw, loaded, set())
         return loaded
 
     def layer_chain(self, chain_id: str) -> list[LayerRecord]:
@@ -171,23 +162,15 @@ class Catalog:
     @cached_property
     def _images(self) -> dict[str, CatalogImage]:
         images: dict[str, CatalogImage] = {}
-        try:
-            entries = list(self.layout.imagedb_content.iterdir())
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if _HEX64.fullmatch(entry.name):
-                image = self._read_image("sha256:" + entry.name, entry)
-                if image is not None:
-                    images[image.id] = image
+        for image_id in self.imagedb.ids():
+            image = self._read_image(image_id)
+            if image is not None:
+                images[image.id] = image
         return images
 
-    def _read_image(self, image_id: str, path: Path) -> CatalogImage | None:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return None
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != image_id:
+    def _read_image(self, image_id: str) -> CatalogImage | None:
+        raw = self.imagedb.get(image_id)
+        if raw is None:
             return None
         try:
             decoded = decode_image(json.loads(raw))
@@ -196,9 +179,8 @@ class Catalog:
         chains = tuple(chain_ids(list(decoded.diff_ids)))
         if decoded.os != "linux" or (chains and chains[-1] not in self._layers):
             return None
-        metadata = self.layout.imagedb_metadata / path.name
-        parent = _read_text(metadata / "parent")
-        last_updated = _read_text(metadata / "lastUpdated")
+        parent = self.imagedb.parent(image_id)
+        last_updated = self.imagedb.last_updated(image_id)
         try:
             last_tag_time = GoTime.parse(last_updated) if last_updated else None
         except ConfigTypeError:
@@ -210,7 +192,7 @@ class Catalog:
             chain_ids=chains,
             size=self.chain_size(chains[-1]) if chains else 0,
             references=self.references_of(image_id),
-            parent=parent if parent and _DIGEST.fullmatch(parent) else None,
+            parent=parent if parent and is_digest(parent) else None,
             last_tag_time=last_tag_time,
         )
 
@@ -229,13 +211,13 @@ class Catalog:
         A 64-hex id or `sha256:<hex>` is an id; otherwise a reference (default tag "latest")
         looked up in repositories.json, then an unambiguous id prefix.
         """
-        if _HEX64.fullmatch(text) or _DIGEST.fullmatch(text):
+        if is_hex64(text) or is_digest(text):
             image = self._images.get(text if text.startswith("sha256:") else "sha256:" + text)
             if image is None:
-                raise NoSuchImage("No such image: %s" % text)
+                raise NoSuchImage(text)
             return image
         ref = parse_reference(text, default_tag=False)
-        target = self.repositories.get(ref.familiar_name, {}).get(_lookup_key(ref))
+        target = lookup(self.repositories, ref)
         if target is not None and target in self._images:
             return self._images[target]
         prefix = text.removeprefix("sha256:")
@@ -243,7 +225,7 @@ class Catalog:
             matches = [i for i in self._images if i[7:].startswith(prefix)]
             if len(matches) == 1:
                 return self._images[matches[0]]
-        raise NoSuchImage("No such image: %s" % text)
+        raise NoSuchImage(text)
 
     # containers
 
@@ -262,12 +244,7 @@ class Catalog:
 
     def mount_parents(self) -> list[str]:
         """Chain ids that container layers sit on (layerdb/mounts/*/parent); they hold layers."""
-        parents = []
-        for parent in sorted(self.layout.layerdb.glob("mounts/*/parent")):
-            text = _read_text(parent)
-            if text:
-                parents.append(text)
-        return parents
+        return [mount.parent for mount in self.layerdb.mounts() if mount.parent]
 
 
 def require_data_root(root: str | os.PathLike[str]) -> DataRoot:
@@ -297,25 +274,6 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _read_layer(path: Path) -> LayerRecord | None:
-    """One layerdb entry as the loader reads it, or None when dockerd would skip it."""
-    try:
-        diff = (path / "diff").read_text().strip()
-        size_text = (path / "size").read_text()
-        cache_id = (path / "cache-id").read_text().strip()
-        parent_text = _read_text(path / "parent") if (path / "parent").exists() else None
-        descriptor = path / "descriptor.json"
-        if descriptor.exists():
-            json.loads(descriptor.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not _DIGEST.fullmatch(diff) or not _SIZE.fullmatch(size_text) or not cache_id:
-        return None
-    if parent_text is not None and not _DIGEST.fullmatch(parent_text):
-        return None
-    return LayerRecord("sha256:" + path.name, diff, int(size_text), cache_id, parent_text)
-
-
 def _load_with_parents(
     chain_id: str, raw: dict[str, LayerRecord], loaded: dict[str, LayerRecord], visiting: set[str]
 ) -> bool:
@@ -339,8 +297,3 @@ def _parse_key(key: str) -> Reference | None:
         return None
 
 
-def _lookup_key(ref: Reference) -> str:
-    """The repositories.json key a reference is stored under (tag dropped when a digest is given)."""
-    if ref.digest:
-        return ref.digest_key(ref.digest)
-    return "%s:%s" % (ref.familiar_name, ref.tag or "latest")

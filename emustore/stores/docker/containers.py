@@ -13,10 +13,12 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emustore.digest import is_hex64, short_id
 from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
@@ -33,11 +35,12 @@ from emustore.stores.docker.copypaths import (
 )
 from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
+from emustore.stores.docker.containerstate import is_running, status
+from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.store import DockerStore
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _LOWER_ELEMENT = re.compile(r"l/([A-Z2-7]{26})")
 
 
@@ -67,6 +70,22 @@ class Container:
     def image_id(self) -> str:
         return str(self.doc.get("Image", ""))
 
+    @property
+    def running(self) -> bool:
+        return is_running(self.doc)
+
+    def status(self, now: float) -> str:
+        """`docker ps` STATUS at the time `now` (containerstate.py)."""
+        return status(self.doc, now)
+
+    @property
+    def created(self) -> int | None:
+        """Created, in whole seconds since the epoch (None when it does not parse)."""
+        try:
+            return GoTime.parse(str(self.doc.get("Created", ""))).unix
+        except ConfigTypeError:
+            return None
+
 
 class ContainerStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -91,21 +110,16 @@ class ContainerStore:
         return sorted(found, key=_created_key, reverse=True)
 
     def _read(self, container_id: str) -> Container | None:
-        if not _HEX64.fullmatch(container_id):
+        if not is_hex64(container_id):
             return None
-        mount = self.mounts_dir / container_id
         try:
             doc = json.loads((self.containers_dir / container_id / "config.v2.json").read_bytes())
-            mount_id = (mount / "mount-id").read_text().strip()
-            init_id = (mount / "init-id").read_text().strip()
-            parent = (mount / "parent").read_text().strip()
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict) or not _HEX64.fullmatch(mount_id) or init_id != mount_id + "-init":
-            return None  # the ids name dirs under overlay2/: nothing else may pass
-        if parent and not (parent.startswith("sha256:") and _HEX64.fullmatch(parent[7:])):
+        mount = self.store.layers.read_mount(container_id)
+        if not isinstance(doc, dict) or not mount.valid:
             return None
-        return Container(container_id, doc, mount_id, init_id, parent)
+        return Container(container_id, doc, str(mount.mount_id), str(mount.init_id), str(mount.parent))
 
     def find(self, text: str) -> Container:
         """The container a full id, name (with or without "/") or unique id prefix names."""
@@ -130,14 +144,14 @@ class ContainerStore:
         try:
             while chain:
                 record = self.store.layers.read(chain)
-                if not _HEX64.fullmatch(record.cache_id):
+                if not is_hex64(record.cache_id):
                     raise ValueError("not a cache id")  # it names a dir under overlay2/
                 diffs.append(self.store.overlay2.diff_dir(record.cache_id))
                 chain = record.parent
         except (OSError, ValueError):
-            raise StoreError("container %s: its image layer %s is missing or unreadable" % (container.id[:12], chain)) from None
+            raise StoreError("container %s: its image layer %s is missing or unreadable" % (short_id(container.id), chain)) from None
         if not all(diff.is_dir() for diff in diffs):
-            raise StoreError("container %s: a layer dir under overlay2/ is missing" % container.id[:12])
+            raise StoreError("container %s: a layer dir under overlay2/ is missing" % short_id(container.id))
         return LayerStack(diffs)
 
     def _require(self, container: Container) -> None:
@@ -261,7 +275,7 @@ class ContainerStore:
             remove_tree(doomed, ignore_errors=True)
 
     def change(
-        self, container: Container, additions: list[tuple[str, str]], deletions: list[str], force: bool = False
+        self, container: Container, additions: Sequence[tuple[str, str]], deletions: Sequence[str], force: bool = False
     ) -> None:
         """Copy host paths into the container as `docker cp` does, then delete paths (whiteouts).
         A running dockerd may have the container's layers mounted: its root is refused unless `force`."""
@@ -305,6 +319,6 @@ def overlay2_dir_of_link(links: Path, element: str) -> str:
     """The overlay2 dir name an `l/<link>` lower element points at (`../<cache id>/diff`)."""
     match = _LOWER_ELEMENT.fullmatch(element)
     target = os.readlink(links / match[1]).split("/") if match else []
-    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not _HEX64.fullmatch(target[1]):
+    if len(target) != 3 or target[0] != ".." or target[2] != "diff" or not is_hex64(target[1]):
         raise StoreError("not a layer link in a lower file: %s" % one_line(element))
     return target[1]

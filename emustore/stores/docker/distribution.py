@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from emustore.digest import hex_of
 from emustore.fsutil import atomic_write_all
 from emustore.gojson import go_json
-from emustore.stores.docker.layerdb import hex_of
 from emustore.stores.docker.layout import DataRoot
 
 MAX_V2_METADATA = 50

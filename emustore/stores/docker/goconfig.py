@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from emustore.digest import is_digest
 from emustore.gojson import sorted_map
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -227,7 +228,7 @@ def decode_image(doc: Any) -> DecodedImage:
     rootfs = rootfs or {}
     diff_ids = _strings(_field(rootfs, "diff_ids")) or []
     for diff_id in diff_ids:
-        if not re.fullmatch(r"sha256:[0-9a-f]{64}", diff_id):
+        if not is_digest(diff_id):
             raise ConfigTypeError("bad diff id %r" % diff_id)
     history = _field(doc, "history")
     if history is not None and (not isinstance(history, list) or any(not isinstance(h, dict) for h in history)):

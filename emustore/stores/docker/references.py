@@ -7,9 +7,23 @@ import json
 from emustore.errors import StoreError
 from emustore.fsutil import atomic_write, fsync_dir
 from emustore.gojson import go_json, sorted_map
+from emustore.reference import Reference
 from emustore.stores.docker.layout import DataRoot
 
 Repositories = dict[str, dict[str, str]]
+
+
+def lookup_key(ref: Reference) -> str:
+    """The key a reference is stored under: "name@digest" when it has a digest (its tag is then
+    dropped, as dockerd drops it), else "name:tag" ("latest" when it has none)."""
+    if ref.digest:
+        return ref.digest_key(ref.digest)
+    return "%s:%s" % (ref.familiar_name, ref.tag or "latest")
+
+
+def lookup(repos: Repositories, ref: Reference) -> str | None:
+    """The image id `ref` names in a repositories map, if any."""
+    return repos.get(ref.familiar_name, {}).get(lookup_key(ref))
 
 
 class ReferenceStore:

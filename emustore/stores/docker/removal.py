@@ -12,13 +12,13 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
-from emustore.errors import EmustoreError
-from emustore.fsutil import atomic_write, ensure_dir, remove_tree
+from emustore.digest import PREFIX, hex_of
+from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import rfc3339nano
 from emustore.stores.docker.catalog import Catalog, CatalogImage, StoredReference, references_in, require_data_root
-from emustore.stores.docker.layerdb import hex_of
-from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
+from emustore.stores.docker.overlay2 import new_cache_id
+from emustore.stores.docker.references import lookup_key
 from emustore.stores.docker.store import DockerStore
 
 _DEPENDENT_CHILD, _RUNNING, _ACTIVE_REFERENCE, _STOPPED = 1, 2, 4, 8
@@ -67,9 +67,7 @@ def tag_image(root: str | os.PathLike[str], source: str, target: str) -> str:
         if repos.get(ref.familiar_name, {}).get(ref.tag_key()) != image.id:
             repos.setdefault(ref.familiar_name, {})[ref.tag_key()] = image.id
             store.references.save(repos)
-        metadata = store.layout.imagedb_metadata / hex_of(image.id)
-        ensure_dir(metadata, 0o700)
-        atomic_write(metadata / "lastUpdated", rfc3339nano(time.time_ns()).encode("ascii"), 0o600)
+        store.images.set_last_updated(image.id, rfc3339nano(time.time_ns()))
     return str(ref)
 
 
@@ -150,10 +148,10 @@ class _Deleter:
         return self.records
 
     def untag(self, ref: Reference) -> None:
-        key = ref.digest_key(ref.digest) if ref.digest else ref.tag_key()
+        key = lookup_key(ref)
         repository = self.repos.get(ref.familiar_name, {})
         if key not in repository:
-            raise EmustoreError("No such image: %s" % ref)
+            raise NoSuchImage(ref)
         del repository[key]
         if not repository:
             del self.repos[ref.familiar_name]
@@ -199,18 +197,10 @@ class _Deleter:
             self.delete_helper(parent, force=False, prune=True, quiet=True)
 
     def remove_image_files(self, image: CatalogImage) -> None:
-        layout = self.store.layout
         for child in self.children(image.id):
-            try:
-                (layout.imagedb_metadata / hex_of(child.id) / "parent").unlink()
-            except FileNotFoundError:
-                pass
+            self.store.images.remove_parent(child.id)
         self.deleted.add(image.id)
-        remove_tree(layout.imagedb_metadata / hex_of(image.id), ignore_errors=True)
-        try:
-            (layout.imagedb_content / hex_of(image.id)).unlink()
-        except FileNotFoundError:
-            pass
+        self.store.images.delete(image.id)
 
     def release_layers(self, image: CatalogImage) -> list[str]:
         """Delete the image's layers, top down, until one is still used; their chain ids."""
@@ -228,15 +218,11 @@ class _Deleter:
         return removed
 
     def delete_layer(self, chain_id: str, cache_id: str) -> None:
-        layers = self.store.layout.layers
-        removing = layers / ("%s-%s-removing" % (hex_of(chain_id), new_cache_id()))
-        os.rename(layers / hex_of(chain_id), removing)
-        Overlay2(self.store.layout).remove(cache_id)
-        remove_tree(removing)
+        self.store.layers.remove(chain_id, new_cache_id(), lambda: self.store.overlay2.remove(cache_id))
 
 
 def _is_id_prefix(image_id: str, text: str) -> bool:
-    return image_id.startswith("sha256:" + text) or image_id.startswith(text)
+    return image_id.startswith(PREFIX + text) or image_id.startswith(text)
 
 
 def _is_single_reference(refs: tuple[StoredReference, ...]) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emustore.digest import is_hex64
 from emustore.fsutil import ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
 from emustore.stores.docker.distribution import DistributionMetadata
@@ -20,7 +20,6 @@ from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
 from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
 
-_CACHE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 WRITE_SET_SUFFIX = ".layerdb"
@@ -60,7 +59,7 @@ def uncommitted_layers(set_dir: Path) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     stems = [name.removesuffix(WRITE_SET_SUFFIX) for name in names if name.endswith(WRITE_SET_SUFFIX)]
-    return sorted(stem for stem in stems if stem not in names and _CACHE_ID.fullmatch(stem))
+    return sorted(stem for stem in stems if stem not in names and is_hex64(stem))
 
 
 class DockerStore:
@@ -77,9 +76,50 @@ class DockerStore:
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
-    def has_image(self, image_id: str, top_chain_id: str) -> bool:
-        """Present as dockerd sees it: the config verifies and its top layer is loadable."""
-        return self.images.get(image_id) is not None and self.layers.exists(top_chain_id)
+    # The Destination protocol (stores/destination.py), as a Docker overlay2 root answers it.
+
+    @property
+    def configs(self) -> ImageDB:
+        return self.images
+
+    def has_image(self, image_id: str, top_chain_id: str | None) -> bool:
+        """Present as dockerd sees it: the config verifies and its top layer (if any) is loadable."""
+        return self.images.get(image_id) is not None and (top_chain_id is None or self.layers.exists(top_chain_id))
+
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
+        """dockerd's skip rule: the chain is there and (for a pull) the blob maps to the diff id."""
+        known = blob_digest is None or self.distribution.diff_id_for(blob_digest) == diff_id
+        return known and self.layers.exists(chain_id)
+
+    def discard_staging(self) -> None:
+        self.layout.remove_empty_staging()
+
+    def stage_repeat(self, into: StagingSet, chain_id: str, reread: bool) -> StagedLayer:
+        first = self.layers.read(chain_id)
+        return self.stage_copy(
+            into, self.overlay2.diff_dir(first.cache_id), self.layers.path(chain_id) / "tar-split.json.gz", reread
+        )
+
+    def prepare_layer(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
+        self.prepare_record(staged, chain_id, diff_id, parent, size)
+
+    @contextmanager
+    def committing(self, record_blobs: bool) -> Iterator[None]:
+        with self.lock():
+            self.layout.prepare_store(distribution=record_blobs)
+            yield
+
+    def commit_layer(self, staged: StagedLayer, chain_id: str, parent: str | None) -> bool:
+        return self.register_layer(staged, chain_id, parent)
+
+    def record_blobs(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        self.distribution.record_pulls(list(entries))
+
+    def put_image(self, config: bytes) -> str:
+        return self.images.put(config)
+
+    def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
+        self.references.add(list(references))
 
     @contextmanager
     def staging(self, kind: str) -> Iterator[StagingSet]:

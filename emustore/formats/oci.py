@@ -1,4 +1,7 @@
-"""OCI image layouts (a directory or a tar of one) as image sources: index.json + blobs/sha256.
+"""OCI image layouts (a directory or a tar of one), read and written: index.json + blobs/sha256.
+
+Written (write_oci_archive) as `emustore save --format oci`: the layout plus a manifest.json that
+`docker load` reads; read (OciLayout, an image source) as below.
 
 Every top-level entry of index.json is one image (a manifest, or an index resolved for the
 platform); its names come from the `io.containerd.image.name` annotation (a full reference) or
@@ -9,9 +12,18 @@ repository).
 from __future__ import annotations
 
 import contextlib
+import time
 
+from emustore.digest import Digest, hex_of
 from emustore.errors import DigestMismatch, InvalidReference, ManifestError
+from emustore.formats.archive import ArchiveImage, ArchiveLayer, ArchiveWriter
+from emustore.formats.docker_archive import MAX_JSON_SIZE, read_json, untagged_reference
+from emustore.gojson import go_json
 from emustore.manifest import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
     Descriptor,
     ImageIndex,
     check_media_types,
@@ -21,7 +33,6 @@ from emustore.manifest import (
 from emustore.platform import Platform, host_platform
 from emustore.reference import Reference, parse_reference
 from emustore.sources.base import ResolvedImage
-from emustore.sources.docker_archive import MAX_JSON_SIZE, read_json, sha256_of, untagged_reference
 from emustore.sources.files import FileStream, Files
 
 INDEX_JSON = "index.json"
@@ -31,14 +42,15 @@ OCI_REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def blob_name(digest: str) -> str:
-    return "blobs/sha256/" + digest.split(":", 1)[1]
+    return "blobs/sha256/" + hex_of(digest)
 
 
 def read_blob(files: Files, digest: str, limit: int = MAX_JSON_SIZE) -> bytes:
     """A small blob (manifest, index, config), checked against its digest."""
     data = files.read(blob_name(digest), limit)
-    if sha256_of(data) != digest:
-        raise DigestMismatch(f"{files.label}: blob {digest} does not match its digest (got {sha256_of(data)})")
+    actual = Digest.of_bytes(data)
+    if actual != digest:
+        raise DigestMismatch(f"{files.label}: blob {digest} does not match its digest (got {actual})")
     return data
 
 
@@ -119,3 +131,55 @@ def _tag(value: str | None) -> Reference | None:
     except InvalidReference:
         return None
     return ref if ref.tag is not None and ref.digest is None else None
+
+
+def write_oci_archive(images: list[ArchiveImage], writer: ArchiveWriter) -> None:
+    """An OCI image layout (oci-layout, index.json, blobs/sha256) plus a docker-loadable manifest.json."""
+    blobs: dict[str, bytes | ArchiveLayer] = {}
+    index_entries = []
+    manifest = []
+    for saved in images:
+        config_bytes, layers = saved.config_bytes, saved.layers
+        blobs[saved.image_id] = config_bytes
+        for layer in layers:
+            blobs.setdefault(layer.diff_id, layer)
+        oci_manifest = go_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": saved.image_id, "size": len(config_bytes)},
+                "layers": [{"mediaType": OCI_LAYER, "digest": layer.diff_id, "size": layer.size} for layer in layers],
+            }
+        ).encode()
+        manifest_digest = Digest.of_bytes(oci_manifest)
+        blobs[manifest_digest] = oci_manifest
+        entry = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(oci_manifest)}
+        tags: list[Reference | None] = list(saved.tags) or [None]
+        for tag in tags:
+            annotated = dict(entry)
+            if tag is not None:
+                annotated["annotations"] = {
+                    "io.containerd.image.name": tag.full_string(),
+                    "org.opencontainers.image.ref.name": tag.tag or "",
+                }
+            index_entries.append(annotated)
+        manifest.append(
+            {
+                "Config": "blobs/sha256/" + hex_of(saved.image_id),
+                "RepoTags": [str(t) for t in saved.tags] or None,
+                "Layers": ["blobs/sha256/" + hex_of(layer.diff_id) for layer in layers],
+            }
+        )
+    now = time.time()
+    writer.directory("blobs", now)
+    writer.directory("blobs/sha256", now)
+    for digest in sorted(blobs):
+        blob = blobs[digest]
+        name = "blobs/sha256/" + hex_of(digest)
+        if isinstance(blob, bytes):
+            writer.file(name, blob, now)
+        else:
+            writer.stream(name, blob.size, blob.chunks(), now)
+    writer.file("index.json", go_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_entries}).encode(), now)
+    writer.file("manifest.json", go_json(manifest).encode(), now)
+    writer.file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}', now)
