@@ -6,7 +6,7 @@ import os
 import secrets
 import stat
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import filelock
@@ -120,16 +120,14 @@ def remove_tree(path: str | bytes | os.PathLike[str], ignore_errors: bool = Fals
     """shutil.rmtree without its recursion (a layer may hold directories thousands deep) and
     without following any symlink: links are removed, never entered. A missing path is fine."""
 
-    def attempt(action: object, target: str | bytes) -> bool:
+    def attempt(action: Callable[[str | bytes], None], target: str | bytes) -> None:
         try:
-            action(target)  # type: ignore[operator]
-            return True
+            action(target)
         except FileNotFoundError:
-            return False
+            pass
         except OSError:
             if not ignore_errors:
                 raise
-            return False
 
     top = os.fspath(path)
     try:
