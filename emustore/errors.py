@@ -40,3 +40,9 @@ class NoSuchImage(StoreError):
 
     def __init__(self, name: object) -> None:
         super().__init__("No such image: %s" % name)
+
+
+class UsageError(EmustoreError):
+    """An option value the command cannot use (docker's CLI exits 125 for these)."""
+
+    exit_code = 125
