@@ -41,16 +41,17 @@ DEFAULT = DOCKER_20_10
 
 def dialect_for(version: str | None) -> Dialect:
     """The dialect of engine `version` ("20.10", "26", "28.5.2", …); None: $EMUSTORE_ENGINE or 20.10."""
+    given = "" if version is not None else " (from $%s)" % ENGINE_ENV
     if version is None:
         version = os.environ.get(ENGINE_ENV) or DEFAULT.name
     matched = _VERSION.fullmatch(version.strip())
     if matched is None:
         raise UsageError(
-            "invalid engine version %r: expected a Docker version such as 20.10, 26 or 28.5.2" % version
+            "invalid engine version %r%s: expected a Docker version such as 20.10, 26 or 28.5.2" % (version, given)
         )
     major = int(matched.group(1))
     if major < 17:
-        raise UsageError("unsupported engine version %r: the oldest dialect is 20.10" % version)
+        raise UsageError("unsupported engine version %r%s: the oldest dialect is 20.10" % (version, given))
     if major <= 23:
         return DOCKER_20_10
     return DOCKER_26 if major <= 26 else DOCKER_28

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from emustore import safejson
 from emustore.digest import Digest
@@ -19,7 +19,7 @@ from emustore.pull import LoadRegistration, PullOptions, PullResult, pull
 from emustore.reference import Reference
 from emustore.sources.archives import ArchivedImage, archive_images, parse_source_name, pick_image
 from emustore.sources.files import open_files
-from emustore.stores.docker.store import DockerStore
+from emustore.stores.destination import Destination
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def load(
     (`options.platform` picks from an OCI index)."""
     options = options or PullOptions()
     platform = options.parsed_platform()
-    store = DockerStore(Path(root))
+    store = options.destination(root)
     with _local_copy(archive, store) as path:
         files = open_files(path, None if isinstance(archive, (str, os.PathLike)) else "stdin")
         try:
@@ -53,9 +53,7 @@ def load(
                 )
                 yield LoadedImage(result.image_id, image.tags)
             if parents:
-                with store.lock():
-                    for image_id, parent_id in parents.items():
-                        store.images.set_parent(image_id, parent_id)
+                store.link_parents(parents)
         finally:
             files.close()
 
@@ -90,7 +88,7 @@ def check_parent(config_bytes: bytes, parent_bytes: bytes, parent_id: str) -> No
 
 
 @contextmanager
-def _local_copy(archive: str | os.PathLike[str] | BinaryIO, store: DockerStore) -> Iterator[Path]:
+def _local_copy(archive: str | os.PathLike[str] | BinaryIO, store: Destination[Any, Any]) -> Iterator[Path]:
     """A path for the archive: itself, or a stream spooled into a staging set of the root's tmp/
     (as dockerd spools into its tmp/), which goes with the set, even if this process is killed."""
     if isinstance(archive, (str, os.PathLike)):
@@ -103,7 +101,7 @@ def _local_copy(archive: str | os.PathLike[str] | BinaryIO, store: DockerStore) 
                 shutil.copyfileobj(archive, out, 1 << 20)
             yield spool
     finally:
-        store.layout.remove_empty_staging()
+        store.discard_staging()
 
 
 def pull_from(

@@ -14,17 +14,18 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emustore.digest import short_id
+from emustore.engines import Dialect, dialect_for
 from emustore.errors import ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
 from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, expansion_limit, unpack_layer
+from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, UnpackOptions, expansion_limit, unpack_layer
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.manifest import Descriptor
 from emustore.platform import Platform, parse_platform
@@ -65,12 +66,31 @@ class PullOptions:
     registry: RegistryOptions | None = None  # mirrors, TLS, credentials, retries (the registry source)
     blob_cache: str | os.PathLike[str] | None = None  # a directory keeping blobs for the next pulls
 
+    engine: str | Dialect | None = None  # the engine whose dialect is written: $EMUSTORE_ENGINE or 20.10 when None
+
     def parsed_platform(self) -> Platform | None:
         return parse_platform(self.platform) if isinstance(self.platform, str) else self.platform
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.engine, Dialect):  # checked (and $EMUSTORE_ENGINE read) once, up front
+            object.__setattr__(self, "engine", dialect_for(self.engine))
+
     @property
-    def opaque_xattr(self) -> str:
-        return ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR
+    def dialect(self) -> Dialect:
+        assert isinstance(self.engine, Dialect)
+        return self.engine
+
+    def destination(self, root: str | os.PathLike[str]) -> Destination[Any, Any]:
+        """The store at `root` these options write (a Docker overlay2 data root in the dialect)."""
+        return DockerStore(Path(root), self.dialect)
+
+    def unpacking(self) -> UnpackOptions:
+        """How each layer is unpacked (per blob, `file_reads` and `may_fork` are set as it comes)."""
+        return UnpackOptions(
+            expansion=expansion_limit(self.max_expansion),
+            opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
+            dialect=self.dialect,
+        )
 
 
 class Registration:
@@ -142,7 +162,7 @@ def pull(
         check_not_owned(root, options.force)
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         platform = options.parsed_platform()
-        store = DockerStore(Path(root))
+        store = options.destination(root)
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
@@ -239,6 +259,7 @@ def _download(
 
     When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
     stop = threading.Event()
+    unpacking = options.unpacking()
 
     def until_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -250,18 +271,15 @@ def _download(
         desc, staged = layer.blob, layer.staged
         assert staged is not None
         # a small blob is unpacked right here: forking its two processes would cost more
-        forked = desc.size > IN_THREAD_MAX
+        may_fork = desc.size > IN_THREAD_MAX
         with source.open_layer(desc) as blob:
-            result = (unpack_layer_forked if forked else unpack_layer)(
+            result = (unpack_layer_forked if may_fork else unpack_layer)(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(staged.diff),
                 str(staged.tar_split),
+                replace(unpacking, file_reads=blob.file_reads, may_fork=may_fork),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
-                expansion=expansion_limit(options.max_expansion),
-                file_reads=blob.file_reads,
-                opaque_xattr=options.opaque_xattr,
-                separate_process=forked,
             )
         if result.unwritable is not None and result.unwritable.lost():
             write_file(staged.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)

@@ -25,6 +25,16 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """--engine VERSION: the Docker engine whose dialect is written (engines.py)."""
+    parser.add_argument(
+        "--engine",
+        metavar="VERSION",
+        help="write what Docker VERSION writes: 20.10 (default), 26 or 28; other versions map to the nearest "
+        "(up to 23: 20.10, 24-26: 26, 27 and later: 28); default $EMUSTORE_ENGINE, else 20.10",
+    )
+
+
 def register_all(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", only: str | None = None) -> None:
     """Import every command module of this package (sorted by name) and let it register; with
     `only` naming one of them, just that one (a command line runs one command: a faster start)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument
 from emustore.errors import EmustoreError
 from emustore.api import PullOptions, Store
 
@@ -24,6 +24,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("-q", "--quiet", action="store_true", help="suppress progress output (as docker load; there is none)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from an OCI index (default: this machine's)")
     p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
+    add_engine_argument(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         source = sys.stdin.buffer
     else:
         source = args.input
-    options = PullOptions(platform=args.platform, force=args.force)
+    options = PullOptions(platform=args.platform, force=args.force, engine=args.engine)
     for loaded in Store(args.root).load(source, options):
         for tag in loaded.tags:
             print("Loaded image: %s" % tag, flush=True)

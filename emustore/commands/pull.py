@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
@@ -43,21 +43,23 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="pull from docker-archive:FILE, oci-archive:FILE or oci-layout:DIR instead of a registry",
     )
     p.add_argument("--blob-cache", metavar="DIR", help="keep registry blobs in DIR and reuse them (shared by any roots)")
+    add_engine_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     given = parse_reference(args.reference, default_tag=False)
-    reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
-    if not args.quiet and given.tag is None and given.digest is None:
-        print("Using default tag: latest", flush=True)
     if args.source and args.blob_cache:
         raise ManifestError("--blob-cache applies to registry pulls, not to --from")
     options = PullOptions(
         platform=args.platform,
         concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion, rootless=args.rootless,
         registry=None if args.source else options_from_args(args), blob_cache=args.blob_cache,
+        engine=args.engine,
     )
+    reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
+    if not args.quiet and given.tag is None and given.digest is None:
+        print("Using default tag: latest", flush=True)
     if args.source:
         _warn_unwritten(Store(args.root).pull_from(args.source, parse_reference(args.reference), options, reporter))
         return 0

@@ -67,12 +67,15 @@ class Extractor:
     """Writes one layer's members into `diff_dir`; call `finish()` after the last member.
 
     Without root, what cannot be written (owners, devices, privileged xattrs) is skipped and
-    collected in `unwritable`; directory modes are then applied last so that children fit."""
+    collected in `unwritable`; directory modes are then applied last so that children fit.
+    `symlink_xattrs_on_target`: a symlink's xattrs go to what it resolves to inside the layer,
+    as dockerd 28 sets them (20.10 and 26 set them on the link, where user.* ones fail)."""
 
-    def __init__(self, diff_dir: str, opaque_xattr: str = OPAQUE_XATTR) -> None:
+    def __init__(self, diff_dir: str, opaque_xattr: str = OPAQUE_XATTR, symlink_xattrs_on_target: bool = False) -> None:
         self.diff_dir = diff_dir
         self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
         self.opaque_xattr = opaque_xattr
+        self.symlink_xattrs_on_target = symlink_xattrs_on_target
         self.unwritable = Unwritable() if os.geteuid() != 0 else None
         self._dirs: list[tuple[bytes, int | None, int]] = []
         self._modes: list[tuple[bytes, int]] = []  # directory modes deferred without root
@@ -217,9 +220,12 @@ class Extractor:
     def _set_metadata(self, path: bytes, hdr: TarHeader) -> None:
         """Owner, xattrs, mode, times: in that order, as createTarFile applies them."""
         self._chown(path, hdr.uid, hdr.gid)
-        for key, value in hdr.xattrs.items():
-            self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
         kind = hdr.typeflag
+        if hdr.xattrs and kind == SYMLINK and self.symlink_xattrs_on_target:
+            self._set_target_xattrs(hdr)
+        else:
+            for key, value in hdr.xattrs.items():
+                self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
         if kind == SYMLINK:
             atime = max(hdr.atime_ns if hdr.atime_ns is not None else hdr.mtime_ns, hdr.mtime_ns)
             if 0 <= atime <= MAX_TIME_NS and -MAX_TIME_NS <= hdr.mtime_ns <= MAX_TIME_NS:
@@ -254,6 +260,22 @@ class Extractor:
                     self.unwritable.opaque.append(_show(name))
             elif not ignore or exc.errno not in _IGNORED_XATTR_ERRORS:
                 raise
+
+    def _set_target_xattrs(self, hdr: TarHeader) -> None:
+        """A symlink's xattrs set on its target, resolved inside the layer (dockerd 28): a target
+        missing from the layer (dangling, later in the archive, in a lower layer) fails the layer."""
+        target = self.paths.resolve(hdr.name)
+        inside = os.path.relpath(target, self.paths.root)
+        shown = "/" + ("" if inside == b"." else _show(inside))
+        for key, value in hdr.xattrs.items():
+            name = key.decode("utf-8", "surrogateescape")
+            try:
+                self._setxattr(target, hdr.name, name, value, True)
+            except OSError as exc:
+                raise LayerError(
+                    'failed to register layer: lsetxattr %s: xattr "%s": %s'
+                    % (shown, name, os.strerror(exc.errno or 0).lower())
+                ) from None
 
     def _link_target_is_symlink(self, linkname: bytes) -> bool:
         try:

@@ -9,19 +9,22 @@ process in turn (extract_process.py). Its result, or its error, comes back pickl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
 from emustore.errors import EmustoreError, LayerError
 from emustore.layers.forking import Worker
-from emustore.layers.pipeline import LayerResult, unpack_layer
+from emustore.layers.pipeline import LayerResult, UnpackOptions, unpack_layer
 
 
 def unpack_layer_forked(
-    compressed: Iterable[bytes], *args: Any, on_bytes: Callable[[int], None] | None = None, **options: Any
+    compressed: Iterable[bytes],
+    blob_digest: str,
+    diff_dir: str,
+    tar_split_path: str,
+    options: UnpackOptions = UnpackOptions(),
+    on_bytes: Callable[[int], None] | None = None,
 ) -> LayerResult:
-    """unpack_layer(compressed, blob_digest, diff_dir, tar_split_path, **options): the same result and
-    errors, its work done by a forked child; `on_bytes` is called here, as the blob goes by."""
-    worker = Worker(lambda chunks: _unpack(chunks, args, options))
+    """unpack_layer's result and errors, its work done by a forked child; `on_bytes` is called
+    here, as the blob goes by."""
+    worker = Worker(lambda chunks: _unpack(chunks, blob_digest, diff_dir, tar_split_path, options))
     try:
         for chunk in compressed:
             if on_bytes is not None:
@@ -36,13 +39,16 @@ def unpack_layer_forked(
         raise LayerError("failed to register layer: the layer process ended with %s" % worker.exit)
     if isinstance(result, BaseException):
         raise result
-    return result  # type: ignore[return-value]
+    assert isinstance(result, LayerResult)
+    return result
 
 
-def _unpack(chunks: Iterator[bytes], args: tuple[Any, ...], options: dict[str, Any]) -> object:  # pragma: no cover
+def _unpack(
+    chunks: Iterator[bytes], blob_digest: str, diff_dir: str, tar_split_path: str, options: UnpackOptions
+) -> object:  # pragma: no cover
     """In the child: the result, or the error to raise in the parent."""
     try:
-        return unpack_layer(chunks, *args, **options)
+        return unpack_layer(chunks, blob_digest, diff_dir, tar_split_path, options)
     except EmustoreError as exc:
         return exc
     except Exception as exc:  # a bug or an OS error: still one line for the user

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from emustore.engines import DEFAULT, Dialect
 from emustore.errors import DigestMismatch, LayerError
 from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_read_cuts
 from emustore.layers.extract import OPAQUE_XATTR, Extractor
@@ -63,24 +64,29 @@ class LayerResult:
     unwritable: Unwritable | None = None  # without root: what could not be written as the layer says
 
 
+@dataclass(frozen=True)
+class UnpackOptions:
+    """How a layer is unpacked."""
+
+    expansion: ExpansionLimit | None = None  # caps the decompressed bytes; None: unlimited
+    file_reads: bool = False  # dockerd reads this blob straight from a file (docker load): file_read_cuts
+    opaque_xattr: str = OPAQUE_XATTR  # marks opaque dirs (user.overlay.opaque for a rootless layout)
+    may_fork: bool = True  # a layer of many small files may move its extraction to a forked child
+    dialect: Dialect = DEFAULT  # the engine whose tar-split and xattrs are written
+
+
 def unpack_layer(
     compressed: Iterable[bytes],
     blob_digest: str,
     diff_dir: str,
     tar_split_path: str,
+    options: UnpackOptions = UnpackOptions(),
     on_bytes: Callable[[int], None] | None = None,
-    expansion: ExpansionLimit | None = None,
-    file_reads: bool = False,
-    opaque_xattr: str = OPAQUE_XATTR,
-    separate_process: bool = True,
 ) -> LayerResult:
     """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
 
-    `expansion` caps the decompressed bytes (see ExpansionLimit); None means unlimited.
-    `file_reads`: dockerd reads this blob straight from a file (docker load), see file_read_cuts.
-    `opaque_xattr` marks opaque directories (user.overlay.opaque for a rootless layout).
-    `separate_process`: a layer of many small files is extracted by a forked child (beside this
-    thread's work) from the point it shows them (see _Extraction); without it, all right here."""
+    With `options.may_fork`, a layer of many small files is extracted by a forked child (beside
+    this thread's work) from the point it shows them (see _Extraction); otherwise all right here."""
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -93,18 +99,30 @@ def unpack_layer(
                 on_bytes(len(chunk))
             yield chunk
 
-    source = hashed()
+    source = _Source(hashed(), blob_hash, lambda: counted, blob_digest)
     try:
-        return _unpack(
-            source, blob_hash, lambda: counted, blob_digest, diff_dir, tar_split_path, expansion, file_reads,
-            opaque_xattr, separate_process,
-        )
+        return _unpack(source, diff_dir, tar_split_path, options)
     except LayerError:
         # A corrupt download explains a broken layer better: the digest is checked when the blob
         # ends within VERIFY_TAIL bytes. Otherwise the error stands, and the rest is never read.
-        if _ends_within(source, VERIFY_TAIL):
-            _verify(blob_hash, blob_digest)
+        if _ends_within(source.chunks, VERIFY_TAIL):
+            source.verify()
         raise
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The blob's chunks as they are hashed and counted, and the digest they must have."""
+
+    chunks: Iterator[bytes]
+    blob_hash: "hashlib._Hash"
+    counted: Callable[[], int]
+    digest: str
+
+    def verify(self) -> None:
+        actual = "sha256:" + self.blob_hash.hexdigest()
+        if actual != self.digest:
+            raise DigestMismatch("filesystem layer verification failed for digest %s: got %s" % (self.digest, actual))
 
 
 def _ends_within(chunks: Iterator[bytes], limit: int) -> bool:
@@ -117,35 +135,18 @@ def _ends_within(chunks: Iterator[bytes], limit: int) -> bool:
     return True
 
 
-def _verify(blob_hash: "hashlib._Hash", blob_digest: str) -> None:
-    actual = "sha256:" + blob_hash.hexdigest()
-    if actual != blob_digest:
-        raise DigestMismatch(
-            "filesystem layer verification failed for digest %s: got %s" % (blob_digest, actual)
-        )
-
-
-def _unpack(
-    source: Iterator[bytes],
-    blob_hash: "hashlib._Hash",
-    counted: Callable[[], int],
-    blob_digest: str,
-    diff_dir: str,
-    tar_split_path: str,
-    expansion: ExpansionLimit | None,
-    file_reads: bool = False,
-    opaque_xattr: str = OPAQUE_XATTR,
-    separate_process: bool = True,
-) -> LayerResult:
-    refusal = (lambda output: expansion.refusal(output, counted())) if expansion is not None else None
-    decompressed = Decompressed(source, refusal)
+def _unpack(source: _Source, diff_dir: str, tar_split_path: str, options: UnpackOptions) -> LayerResult:
+    expansion, dialect = options.expansion, options.dialect
+    refusal = (lambda output: expansion.refusal(output, source.counted())) if expansion is not None else None
+    decompressed = Decompressed(source.chunks, refusal)
     diff_hash = hashlib.sha256()
-    extraction = _Extraction(Extractor(diff_dir, opaque_xattr), may_fork=separate_process)
+    extractor = Extractor(diff_dir, options.opaque_xattr, dialect.symlink_xattrs_on_target)
+    extraction = _Extraction(extractor, options.may_fork)
     ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
     position = _Position()
     try:
-        _split(ByteStream(iter(ahead), _ignore), tar_split_path, extraction, position, file_reads, decompressed)
-        for _ in source:  # bytes after the compressed stream still count for the digest
+        _split(ByteStream(iter(ahead), _ignore), tar_split_path, extraction, position, options, decompressed)
+        for _ in source.chunks:  # bytes after the compressed stream still count for the digest
             pass
     except LayerError:
         ahead.close()
@@ -159,10 +160,10 @@ def _unpack(
         raise
     ahead.close()
     size, unwritable = extraction.finish()
-    _verify(blob_hash, blob_digest)
+    source.verify()
     return LayerResult(
-        blob_digest=blob_digest,
-        compressed_size=counted(),
+        blob_digest=source.digest,
+        compressed_size=source.counted(),
         compression=decompressed.kind,
         diff_id="sha256:" + diff_hash.hexdigest(),
         size=size,
@@ -251,19 +252,21 @@ def _split(
     tar_split_path: str,
     extraction: _Extraction,
     position: _Position,
-    file_reads: bool,
+    options: UnpackOptions,
     decompressed: Decompressed,
 ) -> None:
     """Write the tar-split of the whole stream, applying each member on the way."""
+    dialect = options.dialect
     with open(tar_split_path, "wb") as out:
-        packer = TarSplitPacker(out)
-        _disassemble(TarReader(stream), packer, extraction, position)
+        packer = TarSplitPacker(out, dialect.go122_json_escapes)
+        _disassemble(TarReader(stream, dialect.empty_xattrs), packer, extraction, position)
         trailing = 0
         rest = stream.rest(READ_WINDOW)
-        for chunk in file_read_cuts(rest, stream.offset) if file_reads and decompressed.kind == PLAIN else rest:
+        for chunk in file_read_cuts(rest, stream.offset) if options.file_reads and decompressed.kind == PLAIN else rest:
             trailing += 1
             packer.add_segment(chunk)
-        if not trailing or decompressed.final_empty_read:
+        # 20.10 ends with the empty segment of a final read of 0 bytes; 26 and later never do
+        if dialect.tar_split_final_empty_segment and (not trailing or decompressed.final_empty_read):
             packer.add_segment(b"")
         packer.close()
 

@@ -70,7 +70,12 @@ class RootedPaths:
                 self._links[path] = links
         return real
 
-    def _walk(self, parts: list[bytes], start: bytes, links: int) -> tuple[bytes, int]:
+    def resolve(self, path: bytes) -> bytes:
+        """The host path `path` leads to, every symlink followed inside the root and a missing
+        part taken as named (what a lookup chrooted to the root reports as the path it tried)."""
+        return self._walk(go_clean(b"/" + path).split(b"/"), self.root, 0, missing_ok=True)[0]
+
+    def _walk(self, parts: list[bytes], start: bytes, links: int, missing_ok: bool = False) -> tuple[bytes, int]:
         """Follow `parts` from the host dir `start` (reached through `links` symlinks),
         resolving symlinks inside the root; the host path and the links followed in all."""
         real = start[len(self.root) :].split(b"/")[1:] if start != self.root else []
@@ -84,7 +89,13 @@ class RootedPaths:
                     real.pop()
                 continue
             candidate = self.root + b"/" + b"/".join(real + [part])
-            st = os.lstat(candidate)
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+                real.append(part)
+                continue
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > MAX_SYMLINKS:

@@ -1,4 +1,4 @@
-"""tar-split metadata (tar-split.json.gz): the JSON-lines packer dockerd 20.10 writes.
+"""tar-split metadata (tar-split.json.gz): the JSON-lines packer dockerd writes.
 
 Each line is one Go-JSON object; type 1 is a file entry (name, size, CRC-64/ISO of the
 content), type 2 a raw segment of archive bytes (headers, padding, trailing data).
@@ -58,10 +58,11 @@ class TarSplitPacker:
     """Writes tar-split entries as gzip-compressed Go JSON lines, rejecting duplicate paths.
 
     The header is Go's; the deflate bytes differ from dockerd's (another compressor); the JSON
-    lines are the same."""
+    lines are the same (`go122`: names escaped as Go >= 1.22 does, dockerd 26 and later)."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, go122: bool = False) -> None:
         self._gz = go_gzip_writer(out)
+        self._go122 = go122
         self._lines: list[bytes] = []
         self._buffered = 0
         self._position = 0
@@ -84,7 +85,7 @@ class TarSplitPacker:
             field = b'"name":"%b"' % name
         else:
             try:
-                field = b'"name":' + go_string(name.decode("utf-8")).encode("utf-8")
+                field = b'"name":' + go_string(name.decode("utf-8"), self._go122).encode("utf-8")
             except UnicodeDecodeError:
                 field = b'"name_raw":"%b"' % base64.b64encode(name)
         sized = b'"size":%d,' % size if size else b""

@@ -111,8 +111,9 @@ class ByteStream:
 class TarReader:
     """Iterates members; call `data()` to stream a member's content before the next `next()`."""
 
-    def __init__(self, stream: ByteStream) -> None:
+    def __init__(self, stream: ByteStream, empty_xattrs: bool = False) -> None:
         self._s = stream
+        self._empty_xattrs = empty_xattrs
         self._pad = 0
         self._remaining = 0
         self.raw = b""
@@ -145,7 +146,7 @@ class TarReader:
                 payload = self._special(hdr.size, raw)
                 records = parse_pax(payload)
                 if kind == ord("g"):
-                    merge_pax(hdr, records)
+                    merge_pax(hdr, records, self._empty_xattrs)
                     self.raw = bytes(raw)
                     return TarHeader(hdr.name, b"", kind, 0, 0, 0, 0, 0, xattrs=hdr.xattrs)
                 pax = records
@@ -159,7 +160,7 @@ class TarReader:
                     long_link = value
                 continue
             if pax:
-                merge_pax(hdr, pax)
+                merge_pax(hdr, pax, self._empty_xattrs)
             if long_name:
                 hdr.name = long_name
             if long_link:
@@ -384,10 +385,11 @@ def parse_pax_time(value: bytes) -> int:
     return secs * 1_000_000_000 + (-nanos if secs_text.startswith(b"-") else nanos)
 
 
-def merge_pax(hdr: TarHeader, records: dict[bytes, bytes]) -> None:
-    """Apply PAX records to a header; empty values keep the header's own field (Go rule)."""
+def merge_pax(hdr: TarHeader, records: dict[bytes, bytes], empty_xattrs: bool = False) -> None:
+    """Apply PAX records to a header; empty values keep the header's own field (Go rule) and
+    drop an xattr, unless `empty_xattrs` (dockerd 26 and later set it, empty)."""
     for key, value in records.items():
-        if not value:
+        if not value and not (empty_xattrs and key.startswith(b"SCHILY.xattr.")):
             continue
         if key == b"path":
             hdr.name = value

@@ -100,3 +100,7 @@ class Destination(Protocol[S, L]):
     def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
         """Set each (familiar repository, key, image id)."""
         ...
+
+    def link_parents(self, parents: dict[str, str]) -> None:
+        """Record image id → parent image id, as a load keeps the Parent links of an archive."""
+        ...

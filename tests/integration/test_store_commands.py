@@ -156,10 +156,18 @@ def test_docker_root_marker_and_parameter(pytester: pytest.Pytester, images: dic
             assert len(docker_root.images()) == 1
             assert (docker_root.root / "image/overlay2/repositories.json").is_file()
 
+        @pytest.mark.docker_root("{images['base'].reference}", engine="28")
+        def test_engine(docker_root):
+            assert (docker_root.root / "engine-id").stat().st_mode & 0o777 == 0o600
+
+        @pytest.mark.docker_root("{images['base'].reference}")
+        def test_default_engine(docker_root):
+            assert not (docker_root.root / "engine-id").exists()
+
         def test_missing(docker_root):
             pass
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, errors=1)
+    result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*docker_root needs an image*"])

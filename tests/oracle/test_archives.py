@@ -106,6 +106,21 @@ def test_emustore_load_equals_dockerd_load(
         assert differences == [], root + "\n" + "\n".join(differences[:60])
 
 
+@pytest.mark.parametrize("version", ["26", "28"])
+def test_emustore_load_equals_the_engines_load(
+    version: str, saved: dict[str, object], engine_factory: Callable[[str, Path], Dockerd], tmp_path: Path
+) -> None:
+    """`emustore load --engine N` writes what dockerd N's `docker load` writes (engines.md dialects)."""
+    archive = Path(str(saved["base"])) / "all.tar"
+    daemon = engine_factory(version, tmp_path / "engine")
+    daemon.docker("load", "-i", str(archive))
+    daemon.stop()
+    run = emustore("load", "-i", str(archive), "--root", str(tmp_path / "emustore"), "--engine", version)
+    assert run.returncode == 0, run.stderr
+    differences = diff_trees(tmp_path / "engine", tmp_path / "emustore")
+    assert differences == [], "\n".join(differences[:60])
+
+
 def test_emustore_save_layer_tars_equal_docker_save(saved: dict[str, object], tmp_path: Path) -> None:
     references = [str(r) for r in saved["references"]]  # type: ignore[attr-defined]
     ours = tmp_path / "ours.tar"

@@ -19,7 +19,7 @@ from emustore.layers.extract import Extractor
 from emustore.layers.extract_process import ExtractProcess
 from emustore.layers.layer_process import unpack_layer_forked
 from emustore.layers import pipeline
-from emustore.layers.pipeline import LayerResult, unpack_layer
+from emustore.layers.pipeline import LayerResult, UnpackOptions, unpack_layer
 from emustore.layers.size import layer_size
 from emustore.layers.tarstream import ByteStream, TarReader
 from tests.support.tarlayer import BLOCK, LayerBuilder
@@ -73,7 +73,7 @@ def _unpack(tmp_path: Path, mode: str, layer: bytes, digest: str | None = None) 
     try:
         if mode == "layer":
             return unpack_layer_forked(chunks, *args), diff
-        return unpack_layer(chunks, *args, separate_process=mode == "child"), diff
+        return unpack_layer(chunks, *args, UnpackOptions(may_fork=mode == "child")), diff
     except EmustoreError as exc:
         return exc, diff
 

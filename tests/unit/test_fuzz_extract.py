@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from emustore.errors import LayerError
 from emustore.layers import pipeline
-from emustore.layers.pipeline import unpack_layer
+from emustore.layers.pipeline import UnpackOptions, unpack_layer
 from tests.support.figures import module_figures
 from tests.support.tarlayer import LayerBuilder
 
@@ -74,8 +74,8 @@ def _layer(sequence: list[tuple[str, str, str, bool]], outside: Path) -> bytes:
     return layer.build()
 
 
-@pytest.mark.parametrize("separate_process", [False, True], ids=["here", "child"])
-def test_random_layers_stay_inside(separate_process: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("may_fork", [False, True], ids=["here", "child"])
+def test_random_layers_stay_inside(may_fork: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "FORK_CHECK_EVERY", 1)
 
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -100,7 +100,7 @@ def test_random_layers_stay_inside(separate_process: bool, monkeypatch: pytest.M
                     "sha256:" + hashlib.sha256(blob).hexdigest(),
                     str(diff),
                     str(tar_split),
-                    separate_process=separate_process,
+                    UnpackOptions(may_fork=may_fork),
                 )
             except LayerError as exc:
                 FIGURES["refused"] += 1

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from emustore.engines import DOCKER_28
 from emustore.errors import LayerError
 from emustore.layers import pipeline
 from emustore.layers.assemble import assemble
 from emustore.layers.compression import BATCH
 from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import VERIFY_TAIL, ExpansionLimit, expansion_limit, unpack_layer
+from emustore.layers.pipeline import VERIFY_TAIL, ExpansionLimit, UnpackOptions, expansion_limit, unpack_layer
 from tests.support.faults import counted, gzip_bomb
 from tests.support.figures import module_figures, record
 from tests.support.tarlayer import BLOCK, Header, LayerBuilder, pax_records
@@ -121,7 +122,7 @@ def _apply(sandbox: Path, blob: bytes | Iterator[bytes], digest: str | None = No
     error = None
     unpack = unpack_layer_forked if _Watch.separate_process == "layer-process" else unpack_layer
     try:
-        unpack(chunks, digest, str(diff), str(tar_split), separate_process=_Watch.separate_process != "here", **kw)
+        unpack(chunks, digest, str(diff), str(tar_split), UnpackOptions(may_fork=_Watch.separate_process != "here", **kw))
     except LayerError as exc:
         error = exc
     finally:
@@ -260,6 +261,35 @@ def test_refused(case: str, sandbox: Path) -> None:
     assert (sandbox / "outside" / "decoy").read_bytes() == b"do not touch\n"
 
 
+LINK_XATTRS = {"user.x": b"v", "trusted.x": b"v"}
+# Docker 28 sets a symlink's xattrs on what it resolves to (engines dialect): resolved inside the
+# layer, where these targets do not exist, so the layer fails as dockerd 28's does; nothing outside changes.
+SYMLINK_XATTRS_AIMING_OUT = {
+    "relative_up": lambda s: LayerBuilder().symlink("l", "../../outside/decoy", xattrs=LINK_XATTRS),
+    "absolute_host_path": lambda s: LayerBuilder().symlink("l", _out(s, "decoy"), xattrs=LINK_XATTRS),
+    "through_a_dir_link": lambda s: LayerBuilder().symlink("d", _out(s)).symlink("l", "d/decoy", xattrs=LINK_XATTRS),
+    "chain_up": lambda s: LayerBuilder().symlink("a", "../../outside").symlink("l", "a/decoy", xattrs=LINK_XATTRS),
+    "at_the_outside_dir": lambda s: LayerBuilder().symlink("l", "../../outside", xattrs=LINK_XATTRS),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYMLINK_XATTRS_AIMING_OUT))
+def test_symlink_xattrs_on_target_stay_inside(case: str, sandbox: Path) -> None:
+    tar = SYMLINK_XATTRS_AIMING_OUT[case](sandbox).build()
+    error = _apply(sandbox, gzip.compress(tar, mtime=0), dialect=DOCKER_28)
+    assert error is not None and "no such file or directory" in str(error), error
+    for path in (sandbox / "outside", sandbox / "outside" / "decoy"):
+        assert os.listxattr(path, follow_symlinks=False) == [], path
+
+
+def test_symlink_xattrs_on_target_inside(sandbox: Path) -> None:
+    tar = LayerBuilder().dir("d/").file("d/t", b"x").symlink("up", "/d").symlink("l", "up/t", xattrs=LINK_XATTRS).build()
+    assert _apply(sandbox, gzip.compress(tar, mtime=0), dialect=DOCKER_28) is None
+    diff = sandbox / "stage" / "diff"
+    assert {name: os.getxattr(diff / "d" / "t", name) for name in LINK_XATTRS} == LINK_XATTRS
+    assert os.listxattr(diff / "l", follow_symlinks=False) == []
+
+
 def _endless_pax_headers(total: int) -> Iterator[bytes]:
     """A gzip stream of PAX extended headers that never reaches a member (generated, never stored)."""
     body = pax_records({"comment": "x" * 400})
@@ -354,7 +384,7 @@ def test_reassembly_refuses_a_fifo_in_place_of_a_file(scratch: Path) -> None:
     blob = gzip.compress(LayerBuilder().file("x", b"content").fifo("/x").build(), mtime=0)
     diff, tar_split = scratch / "diff", scratch / "ts.json.gz"
     diff.mkdir()
-    unpack_layer(iter([blob]), "sha256:" + hashlib.sha256(blob).hexdigest(), str(diff), str(tar_split), separate_process=False)
+    unpack_layer(iter([blob]), "sha256:" + hashlib.sha256(blob).hexdigest(), str(diff), str(tar_split), UnpackOptions(may_fork=False))
     assert stat.S_ISFIFO(os.lstat(diff / "x").st_mode)
     with pytest.raises(LayerError, match="x for reassembly: not a regular file"):
         b"".join(assemble(tar_split, diff))

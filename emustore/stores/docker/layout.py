@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.fsutil import ensure_dir
+from emustore.fsutil import atomic_write, ensure_dir
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,10 @@ class DataRoot:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def engine_id(self) -> Path:
+        return self.root / "engine-id"
 
     @property
     def lock_file(self) -> Path:
@@ -88,11 +94,12 @@ class DataRoot:
             except OSError:
                 return
 
-    def prepare_store(self, distribution: bool = True) -> None:
+    def prepare_store(self, distribution: bool = True, engine_id: bool = False) -> None:
         """The image store directories dockerd 20.10 has after a pull, with its modes.
 
         Without `distribution`, only `distribution/` itself (dockerd makes it at start; a load
-        leaves it empty)."""
+        leaves it empty). With `engine_id`, the root's engine-id as dockerd 26 and later write it
+        at start (0600, a random UUID, no newline), unless there is one."""
         self.prepare_staging()
         for path, mode in (
             (self.root / "image", 0o700),
@@ -118,3 +125,5 @@ class DataRoot:
                 self.v2metadata_by_diffid,
             ):
                 ensure_dir(path, 0o755)
+        if engine_id and not os.path.lexists(self.engine_id):
+            atomic_write(self.engine_id, str(uuid.uuid4()).encode(), 0o600)

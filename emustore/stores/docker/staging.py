@@ -145,8 +145,12 @@ def _is_current(fd: int, path: Path) -> bool:
 
 
 def temp_files(layout: DataRoot) -> Iterator[Path]:
-    """Temp files of atomic writes under image/overlay2 (outside the layer dirs). Only a writer
-    holding the root lock makes them: seen under that lock, each is an interrupted write's."""
+    """Temp files of atomic writes under image/overlay2 (outside the layer dirs) and of the root's
+    engine-id. Only a writer holding the root lock makes them: seen under that lock, each is an
+    interrupted write's."""
+    for name in _listdir(layout.root):
+        if name.startswith(TEMP_PREFIX + layout.engine_id.name):
+            yield layout.root / name
     for dirpath, dirnames, filenames in os.walk(layout.image):
         dirnames.sort()
         if Path(dirpath) == layout.layerdb:

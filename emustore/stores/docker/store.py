@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emustore.digest import is_hex64
+from emustore.engines import DEFAULT, Dialect
 from emustore.fsutil import ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
 from emustore.stores.docker.distribution import DistributionMetadata
@@ -63,7 +64,10 @@ def uncommitted_layers(set_dir: Path) -> list[str]:
 
 
 class DockerStore:
-    def __init__(self, root: Path) -> None:
+    """A Docker overlay2 data root, written in `dialect`'s way (engines.py)."""
+
+    def __init__(self, root: Path, dialect: Dialect = DEFAULT) -> None:
+        self.dialect = dialect
         self.layout = DataRoot(Path(root).absolute())
         self.layers = LayerDB(self.layout)
         self.overlay2 = Overlay2(self.layout)
@@ -96,9 +100,9 @@ class DockerStore:
 
     def stage_repeat(self, into: StagingSet, chain_id: str, reread: bool) -> StagedLayer:
         first = self.layers.read(chain_id)
-        return self.stage_copy(
-            into, self.overlay2.diff_dir(first.cache_id), self.layers.path(chain_id) / "tar-split.json.gz", reread
-        )
+        tar_split = self.layers.path(chain_id) / "tar-split.json.gz"
+        as_read = reread or not self.dialect.tar_split_final_empty_segment  # 26 and later never add one
+        return self.stage_copy(into, self.overlay2.diff_dir(first.cache_id), tar_split, as_read)
 
     def prepare_layer(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
         self.prepare_record(staged, chain_id, diff_id, parent, size)
@@ -106,7 +110,7 @@ class DockerStore:
     @contextmanager
     def committing(self, record_blobs: bool) -> Iterator[None]:
         with self.lock():
-            self.layout.prepare_store(distribution=record_blobs)
+            self.layout.prepare_store(distribution=record_blobs, engine_id=self.dialect.engine_id)
             yield
 
     def commit_layer(self, staged: StagedLayer, chain_id: str, parent: str | None) -> bool:
@@ -120,6 +124,11 @@ class DockerStore:
 
     def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
         self.references.add(list(references))
+
+    def link_parents(self, parents: dict[str, str]) -> None:
+        with self.lock():
+            for image_id, parent_id in parents.items():
+                self.images.set_parent(image_id, parent_id)
 
     @contextmanager
     def staging(self, kind: str) -> Iterator[StagingSet]:
