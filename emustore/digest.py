@@ -14,6 +14,7 @@ PREFIX = "sha256:"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 SHORT = 12
+_HEX = re.compile(r"[0-9a-f]{1,64}")
 
 
 def is_digest(text: object) -> bool:
@@ -29,6 +30,16 @@ def is_hex64(text: object) -> bool:
 def hex_of(digest: str) -> str:
     """The hex part of "sha256:<hex>" (a name under a sha256/ dir)."""
     return digest.split(":", 1)[1]
+
+
+def match_id_prefix(text: str, ids: Iterable[str]) -> str | None:
+    """The one id of `ids` ("sha256:<hex>") that `text` (hex digits, "sha256:" optional) begins, as
+    dockerd matches an image id prefix; None when none does, or several (dockerd: No such image)."""
+    prefix = text.removeprefix(PREFIX)
+    if not prefix or not _HEX.fullmatch(prefix):
+        return None
+    found = [image_id for image_id in ids if image_id.startswith(PREFIX + prefix)]
+    return found[0] if len(found) == 1 else None
 
 
 def short_id(text: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from emustore.digest import PREFIX, Hasher
+from emustore.digest import Hasher, match_id_prefix
 from emustore.errors import InvalidReference, LayerError, NoSuchImage, StoreError
 from emustore.imageconfig import parse_image_config
 from emustore.layers.assemble import assemble, tar_split_entries
@@ -28,7 +28,6 @@ from emustore.stores.docker.references import lookup
 from emustore.stores.docker.store import DockerStore
 
 DOCKER, OCI = "docker", "oci"
-_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass
@@ -74,13 +73,10 @@ def find_images(store: DockerStore, names: list[str]) -> list[SavedImage]:
 
 def _image_id(store: DockerStore, text: str) -> str:
     """An image id from a full id or a unique hex prefix."""
-    prefix = text.removeprefix("sha256:")
-    if not prefix or not set(prefix) <= _HEX:
+    image_id = match_id_prefix(text, store.images.ids())
+    if image_id is None:
         raise NoSuchImage(text)
-    names = store.images.names_with_prefix(prefix)
-    if len(names) != 1:
-        raise NoSuchImage(text) if not names else StoreError(f"ambiguous image id prefix: {text}")
-    return PREFIX + names[0]
+    return image_id
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emustore.digest import PREFIX, Digest
+from emustore.digest import Digest, match_id_prefix
 from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.explain.containers import ContainerStep, containers_of
 from emustore.imageconfig import parse_image_config
@@ -122,12 +122,9 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
             if store.images.get(image_id) is None:
                 raise StoreError("%s points at %s, which is missing or does not verify" % (key, image_id))
             return ref.familiar_name, key, image_id
-    if is_id:
-        found = store.images.names_with_prefix(is_id.group(1))
-        if len(found) > 1:
-            raise StoreError("ambiguous image id prefix %s" % query)
-        if found and store.images.get(PREFIX + found[0]) is not None:
-            return None, None, PREFIX + found[0]
+    image_id = match_id_prefix(query, store.images.ids())
+    if image_id is not None and store.images.get(image_id) is not None:
+        return None, None, image_id
     raise NoSuchImage(query)
 
 

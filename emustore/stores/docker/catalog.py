@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from emustore.digest import is_digest, is_hex64, short_id
+from emustore.digest import is_digest, is_hex64, match_id_prefix, short_id
 from emustore.errors import EmustoreError, NoSuchImage
 from emustore.reference import Reference, parse_reference
 from emustore.stores.docker.goconfig import ConfigTypeError, DecodedImage, GoTime, decode_image
@@ -220,12 +219,10 @@ class Catalog:
         target = lookup(self.repositories, ref)
         if target is not None and target in self._images:
             return self._images[target]
-        prefix = text.removeprefix("sha256:")
-        if re.fullmatch(r"[0-9a-f]+", prefix):
-            matches = [i for i in self._images if i[7:].startswith(prefix)]
-            if len(matches) == 1:
-                return self._images[matches[0]]
-        raise NoSuchImage(text)
+        image_id = match_id_prefix(text, self._images)
+        if image_id is None:
+            raise NoSuchImage(text)
+        return self._images[image_id]
 
     # containers
 

@@ -22,10 +22,6 @@ class ImageDB:
         """The ids of the configs present (files named by 64 hex digits), verified or not."""
         return [Digest.from_hex(name) for name in self._names() if is_hex64(name)]
 
-    def names_with_prefix(self, prefix: str) -> list[str]:
-        """The entries of content/ whose name starts with `prefix` (an id prefix being resolved)."""
-        return [name for name in self._names() if name.startswith(prefix)]
-
     def get(self, image_id: str) -> bytes | None:
         """The config bytes, or None when absent, unreadable or not matching the id (dockerd skips those)."""
         try:
