@@ -11,6 +11,7 @@ import bisect
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,7 +97,10 @@ class Database:
         return StoreError(f"{self.path}: corrupt bbolt database: {message}")
 
     def _pread(self, offset: int, size: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as error:
+            raise StoreError(f"cannot read {self.path}: {error.strerror}") from None
 
     def page(self, pgid: int, kinds: int) -> tuple[Header, bytes]:
         """Page `pgid` with its overflow, checked: in range, its own id, one of the flags `kinds`."""
@@ -300,13 +304,22 @@ def _check_order(keys: list[bytes], where: str) -> None:
             raise Corrupt(f"{where}: keys not in strictly increasing order")
 
 
+def open_file(path: Path, flags: int) -> int:
+    """A descriptor on the regular file `path` (never through a symlink), or a one-line StoreError."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise StoreError(f"cannot open {path}: {error.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"cannot open {path}: not a regular file")
+    return fd
+
+
 @contextmanager
 def open_db(path: Path, lock: bool = True) -> Iterator[Database]:
     """Open `path` read-only (a shared flock unless `lock` is False) and yield its `Database`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as error:
-        raise StoreError(f"cannot open {path}: {error.strerror}") from None
+    fd = open_file(path, os.O_RDONLY)
     try:
         if lock:
             lock_file(fd, path, exclusive=False)

@@ -30,7 +30,7 @@ from emustore.bbolt.pages import (
     freelist_size,
     pages_needed,
 )
-from emustore.bbolt.reader import Bucket, Database, lock_file
+from emustore.bbolt.reader import MAX_DEPTH, Bucket, Database, lock_file, open_file
 from emustore.errors import StoreError
 
 MAX_KEY = 32768
@@ -50,6 +50,7 @@ class WriteBucket:
         self._entries: dict[bytes, bytes | WriteBucket] | None = None if stored is not None else {}
         self._own_pages: set[int] = set()
         self._sequence = stored.sequence if stored is not None else 0
+        self._depth: int = parent._depth + 1 if parent is not None else 0
         self.dirty = stored is None
 
     def _load(self) -> dict[bytes, bytes | WriteBucket]:
@@ -116,6 +117,8 @@ class WriteBucket:
     def create_bucket(self, name: bytes) -> WriteBucket:
         """A new, empty sub-bucket `name` (an error when the name is taken)."""
         _check_key(name)
+        if self._depth >= MAX_DEPTH:
+            raise StoreError(f"cannot create bucket {name!r}: buckets nest at most {MAX_DEPTH} deep")
         entries = self._load()
         if name in entries:
             raise StoreError(f"cannot create bucket {name!r}: the name exists")
@@ -272,10 +275,7 @@ def update(path: Path, create: bool = False, mode: int = 0o644) -> Iterator[Writ
     exclusively throughout, as bbolt does: a database a running containerd holds is refused."""
     if create and not path.exists():
         _new_database(path, mode)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as error:
-        raise StoreError(f"cannot open {path}: {error.strerror}") from None
+    fd = open_file(path, os.O_RDWR)
     try:
         lock_file(fd, path, exclusive=True)
         tx = Transaction(Database(fd, path))

@@ -5,6 +5,7 @@ a SIGKILL anywhere); the flock; the API's refusals."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import random
 import signal
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emustore.bbolt.pages import NO_FREELIST
-from emustore.bbolt.reader import dump, open_db
+from emustore.bbolt.reader import MAX_DEPTH, dump, open_db
 from emustore.bbolt.writer import Transaction, update
 from emustore.errors import StoreError
 from tests.support.bboltmodel import TRANSACTIONS, new_db, run
@@ -194,6 +195,7 @@ def test_a_held_lock_is_refused_in_one_line(tmp_path: Path) -> None:
         (lambda root: root.create_bucket(b"b").create_bucket(b"c") and root.bucket(b"b").put(b"c", b"v"), "is a bucket"),  # type: ignore[union-attr]
         (lambda root: root.create_bucket(b"b").create_bucket(b"c") and root.bucket(b"b").delete(b"c"), "is a bucket"),  # type: ignore[union-attr]
         (lambda root: setattr(root.create_bucket(b"b"), "sequence", 1 << 64), "out of range"),
+        (lambda root: functools.reduce(lambda bucket, _: bucket.create_bucket(b"n"), range(MAX_DEPTH + 1), root), "nest at most"),
     ],
 )
 def test_invalid_changes_are_refused_and_nothing_is_written(tmp_path: Path, action: object, message: str) -> None:
