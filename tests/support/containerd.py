@@ -113,7 +113,11 @@ class Containerd:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Containerd:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.cleanup()
