@@ -36,6 +36,7 @@ from emustore.errors import StoreError
 
 MAX_DEPTH = 64  # branch levels of one bucket and nesting of buckets: far above any real database
 MAX_PAGES = 1 << 22  # 16 GiB of 4 KiB pages: a larger high-water mark is refused before any walk
+MAX_SPAN = 256 << 20  # bytes of one page with its overflow: the largest single read
 
 
 class BucketDump(TypedDict):
@@ -112,6 +113,8 @@ class Database:
             raise Corrupt(f"page {pgid}: header says page {header.pgid} with flags {header.flags:#x}")
         if pgid + header.overflow >= self.meta.hwm:
             raise Corrupt(f"page {pgid}: {header.overflow} overflow pages pass the high-water mark")
+        if (1 + header.overflow) * self.page_size > MAX_SPAN:
+            raise Corrupt(f"page {pgid}: {header.overflow} overflow pages, more than {MAX_SPAN} bytes")
         if not header.overflow:
             return header, first
         rest = self._pread((pgid + 1) * self.page_size, header.overflow * self.page_size)

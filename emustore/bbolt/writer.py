@@ -83,6 +83,11 @@ class WriteBucket:
         self._sequence = value
         self._touch()
 
+    def next_sequence(self) -> int:
+        """Increment the sequence and return it (bbolt's NextSequence)."""
+        self.sequence = self._sequence + 1
+        return self._sequence
+
     def get(self, key: bytes) -> bytes | None:
         """The value of `key`, or None when it is missing or names a bucket."""
         found = self._load().get(key)
@@ -151,10 +156,9 @@ class WriteBucket:
         ordered = sorted(self._load().items(), key=lambda entry: entry[0])
         return iter([(key, found) for key, found in ordered if isinstance(found, bytes)])
 
-    def buckets(self) -> list[bytes]:
+    def buckets(self) -> Iterator[bytes]:
         """The names of the sub-buckets, sorted bytewise."""
-        entries = self._load()
-        return sorted(key for key, found in entries.items() if isinstance(found, WriteBucket))
+        return iter(sorted(key for key, found in self._load().items() if isinstance(found, WriteBucket)))
 
 
 def _check_key(key: bytes) -> None:
@@ -178,7 +182,6 @@ class Transaction:
         if not self.root.dirty:
             return
         page_size = self.meta.page_size
-        self.root._load()
         root = self._write_tree(self._elements(self.root))
         self.released |= self.root._own_pages
         freelist = NO_FREELIST

@@ -21,7 +21,7 @@ from emustore.bbolt.pages import (
     encode_freelist,
     encode_leaf,
 )
-from emustore.bbolt.reader import MAX_DEPTH, dump, open_db
+from emustore.bbolt.reader import MAX_DEPTH, MAX_SPAN, dump, open_db
 from emustore.bbolt.writer import update
 from emustore.errors import StoreError
 from tests.support.bboltmodel import new_db
@@ -234,3 +234,19 @@ def test_fuzzed_files_fail_in_one_line_or_read(tmp_path: Path, changes: list[tup
     except Exception:
         FIGURES["other_exceptions"] += 1
         raise
+
+
+def test_no_single_read_is_unbounded(tmp_path: Path) -> None:
+    # a sparse file past 256 MiB whose second page claims nearly all of it as overflow
+    hwm = (MAX_SPAN // PAGE) + 10
+    page = bytearray(_leaf(3, [(0, b"k", b"v")]))
+    struct.pack_into("<I", page, 12, hwm - 5)
+    path = _file(tmp_path / "db", {2: _leaf(2, [(BUCKET_FLAG, b"a", _bucket(3))]), 3: bytes(page)}, 2, 4)
+    with open(path, "r+b") as file:
+        for slot in (0, 1):
+            file.seek(slot * PAGE)
+            file.write(Meta(PAGE, 0, 2, 0, NO_FREELIST, hwm, slot).encode(slot))
+        file.truncate(hwm * PAGE)
+    FIGURES["cases"] += 1
+    assert "more than" in _one_line_error(path)
+    FIGURES["store_errors"] += 1

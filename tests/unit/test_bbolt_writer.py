@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emustore.bbolt.pages import NO_FREELIST
+from emustore.bbolt.pages import NO_FREELIST, Meta, encode_freelist, encode_leaf
 from emustore.bbolt.reader import MAX_DEPTH, dump, open_db
 from emustore.bbolt.writer import Transaction, update
 from emustore.errors import StoreError
-from tests.support.bboltmodel import TRANSACTIONS, new_db, run
+from tests.support.bboltmodel import TRANSACTIONS, empty, new_db, run
 from tests.support.figures import record
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -242,3 +242,32 @@ def test_a_crash_before_the_meta_page_keeps_the_last_commit(
     _check_pages(path, freelist)
     after = run(path, final, crashed[1:])[-1]
     assert dump(path) == after
+
+
+@pytest.mark.parametrize("page_size", [1024, 16384])
+def test_other_page_sizes(tmp_path: Path, page_size: int) -> None:
+    path = tmp_path / "db"
+    with open(path, "wb") as file:  # a new file as bbolt makes it, with this page size
+        for txid in (0, 1):
+            file.write(Meta(page_size, 0, 3, 0, 2, 4, txid).encode(txid))
+        file.write(encode_freelist(2, [], page_size) + encode_leaf(3, [], page_size))
+    transactions = [
+        [("bulk", (b"a",), b"b", 900), ("put", (b"a",), b"large", b"x" * 3 * page_size), ("sequence", (b"a",), b"", 5)],
+        [("delete_bucket", (b"a",), b"b", b""), ("bulk", (b"c",), b"d", 50)],
+    ]
+    final = run(path, empty(), transactions)[-1]
+    assert dump(path) == final
+    _check_pages(path, True)
+    with open_db(path) as db:
+        assert db.page_size == page_size
+
+
+def test_next_sequence_counts_from_the_stored_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    new_db(path)
+    with update(path) as root:
+        root.create_bucket(b"s").sequence = 41
+    with update(path) as root:
+        bucket = root.bucket(b"s")
+        assert bucket is not None and [bucket.next_sequence(), bucket.next_sequence()] == [42, 43]
+    assert dump(path)["buckets"][b"s"]["sequence"] == 43
