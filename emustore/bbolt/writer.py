@@ -174,13 +174,19 @@ class Transaction:
         self.meta = db.meta
         self.allocator = Allocator(db.free_pages(), db.meta.hwm)
         self.released: set[int] = set()
-        self.pages: list[tuple[int, bytes]] = []
         self.root = WriteBucket(self, None, db.root, b"")
 
     def commit(self) -> None:
-        """Write the changed buckets to free pages, sync, then the next meta page, sync."""
+        """Write the changed buckets to free pages, sync, then the next meta page, sync; a write that
+        fails leaves the previous state (its meta page is still the valid one)."""
         if not self.root.dirty:
             return
+        try:
+            self._commit()
+        except OSError as error:
+            raise StoreError(f"cannot write {self.db.path}: {error.strerror}") from None
+
+    def _commit(self) -> None:
         page_size = self.meta.page_size
         root = self._write_tree(self._elements(self.root))
         self.released |= self.root._own_pages
@@ -190,9 +196,9 @@ class Transaction:
             count = len(self.allocator.free) + len(self.released)
             freelist = self.allocator.take(pages_needed(freelist_size(count), page_size))
             free = sorted(set(self.allocator.free) | self.released)
-            self.pages.append((freelist, encode_freelist(freelist, free, page_size)))
+            os.pwrite(self.db.fd, encode_freelist(freelist, free, page_size), freelist * page_size)
+        os.fsync(self.db.fd)
         meta = Meta(page_size, self.meta.flags, root, self.root.sequence, freelist, self.allocator.hwm, self.meta.txid + 1)
-        self._write_data()
         self._write_meta(meta)
 
     def _freelist_span(self) -> int:
@@ -229,15 +235,10 @@ class Transaction:
         return level[0][1]
 
     def _place(self, page: bytes) -> int:
-        """Allocate pages for an encoded page (its id field is patched in) and queue it."""
+        """Write an encoded page (its id field patched in) to pages nothing references yet."""
         pgid = self.allocator.take(len(page) // self.meta.page_size)
-        self.pages.append((pgid, pgid.to_bytes(8, "little") + page[8:]))
+        os.pwrite(self.db.fd, pgid.to_bytes(8, "little") + page[8:], pgid * self.meta.page_size)
         return pgid
-
-    def _write_data(self) -> None:
-        for pgid, page in sorted(self.pages):
-            os.pwrite(self.db.fd, page, pgid * self.meta.page_size)
-        os.fsync(self.db.fd)
 
     def _write_meta(self, meta: Meta) -> None:
         slot = meta.txid % 2

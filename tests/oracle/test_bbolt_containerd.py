@@ -75,14 +75,20 @@ def _labels(tree: BucketDump, namespace: bytes) -> dict[bytes, bytes]:
     return tree["buckets"][b"v1"]["buckets"][namespace]["buckets"].get(b"labels", {"values": {}})["values"]  # type: ignore[typeddict-item]
 
 
-def _varint(data: bytes) -> int:
-    """A Go zigzag varint."""
+def _uvarint(data: bytes) -> int:
+    """A Go uvarint."""
     value = shift = 0
     for byte in data:
         value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
             break
+    return value
+
+
+def _varint(data: bytes) -> int:
+    """A Go (zigzag) varint."""
+    value = _uvarint(data)
     return (value >> 1) ^ -(value & 1)
 
 
@@ -111,16 +117,6 @@ def test_reader_reads_what_containerd_wrote(written: tuple[str, Path]) -> None:
     named = snapshotter["buckets"][b"v1"]["buckets"][b"snapshots"]
     assert sorted(name.split(b"/")[-1].decode() for name in named["buckets"]) == sorted(snapshots)
     assert named["sequence"] >= max(_uvarint(bucket["values"][b"id"]) for bucket in named["buckets"].values())
-
-
-def _uvarint(data: bytes) -> int:
-    value = shift = 0
-    for byte in data:
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    return value
 
 
 def test_writer_extends_what_containerd_wrote_and_containerd_keeps_working(written: tuple[str, Path], tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def test_nesting_deeper_than_the_bound_is_refused(tmp_path: Path) -> None:
     assert "nested deeper" in _one_line_error(path)
 
 
-def test_lookups_through_branches_and_inline_buckets(tmp_path: Path) -> None:
+def test_lookups_through_branch_pages_and_inline_buckets(tmp_path: Path) -> None:
     path = tmp_path / "db"
     new_db(path)
     with update(path) as root:
@@ -166,6 +166,7 @@ def test_lookups_through_branches_and_inline_buckets(tmp_path: Path) -> None:
         big_read = db.root.bucket(b"big")
         small = db.root.bucket(b"small")
         assert big_read is not None and small is not None and small.root == 0
+        assert db.page(big_read.root, 0x03)[0].flags == 0x01  # split into leaves under a branch page
         assert [big_read.get(b"%05d" % index) for index in (0, 1234, 2999)] == [b"0", b"1234", b"2999"]
         assert big_read.get(b"sub") is None and big_read.get(b"99999") is None and big_read.bucket(b"00001") is None
         assert list(big_read.buckets()) == [b"sub"] and big_read.sequence == 9

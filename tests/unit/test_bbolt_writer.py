@@ -4,6 +4,7 @@ a SIGKILL anywhere); the flock; the API's refusals."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import os
@@ -66,23 +67,6 @@ def test_every_committed_state_reads_back(tmp_path: Path) -> None:
         assert dump(path) == states[-1]
         _check_pages(path, True)
     assert dump(path)["buckets"][b"v1"]["sequence"] == 7
-
-
-def test_large_bucket_splits_into_branch_and_leaves(tmp_path: Path) -> None:
-    path = tmp_path / "db"
-    new_db(path)
-    with update(path) as root:
-        bucket = root.create_bucket(b"big")
-        for index in range(20000):
-            bucket.put(b"key-%08d" % index, b"value" * 4)
-    with open_db(path) as db:
-        big = db.root.bucket(b"big")
-        assert big is not None and big.root != 0
-        header, _ = db.page(big.root, 0x01 | 0x02)
-        assert header.flags == 0x01  # a branch page
-        assert big.get(b"key-00012345") == b"value" * 4
-        assert big.get(b"key-99999999") is None
-        assert sum(1 for _ in big.items()) == 20000
 
 
 def test_nothing_changed_writes_nothing(tmp_path: Path) -> None:
@@ -271,3 +255,23 @@ def test_next_sequence_counts_from_the_stored_sequence(tmp_path: Path) -> None:
         bucket = root.bucket(b"s")
         assert bucket is not None and [bucket.next_sequence(), bucket.next_sequence()] == [42, 43]
     assert dump(path)["buckets"][b"s"]["sequence"] == 43
+
+
+def test_a_failing_write_is_one_line_and_keeps_the_previous_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "db"
+    before = run(path, new_db(path), [[("bulk", (b"v1",), b"a", 200)]])[-1]
+    written = []
+    real_pwrite = os.pwrite
+
+    def full_disk(fd: int, data: bytes, offset: int) -> int:
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(offset)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr("emustore.bbolt.writer.os.pwrite", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        with update(path) as root:
+            root.create_bucket(b"v2").put(b"k", b"v" * 30000)
+    monkeypatch.undo()
+    assert written and dump(path) == before
