@@ -27,6 +27,7 @@ from emustore.bbolt.pages import (
     fnv1a64,
     leaf_size,
 )
+from tests.support.bboltmodel import CI_INPUTS
 
 ELEMENTS = st.lists(st.tuples(st.sampled_from([0, BUCKET_FLAG]), st.binary(min_size=1, max_size=50), st.binary(max_size=6000)), max_size=30)
 
@@ -57,7 +58,7 @@ def test_meta_of_a_real_containerd_file_layout() -> None:
     assert Meta.decode(page) == Meta(4096, 0, 8, 0, 0xFFFFFFFFFFFFFFFF, 13, 10)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=CI_INPUTS)
 @given(ELEMENTS.map(lambda found: sorted({key: (flags, key, value) for flags, key, value in found}.values(), key=lambda e: e[1])))
 def test_leaf_round_trip(elements: list[tuple[int, bytes, bytes]]) -> None:
     page = encode_leaf(9, elements, 4096)

@@ -24,7 +24,7 @@ from emustore.bbolt.pages import (
 from emustore.bbolt.reader import MAX_DEPTH, MAX_SPAN, dump, open_db
 from emustore.bbolt.writer import update
 from emustore.errors import StoreError
-from tests.support.bboltmodel import new_db
+from tests.support.bboltmodel import CI_INPUTS, new_db
 from tests.support.figures import module_figures
 
 PAGE = 4096
@@ -199,7 +199,7 @@ def _sample_db(path: Path) -> Path:
 SAMPLE: dict[str, bytes] = {}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=CI_INPUTS, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     changes=st.lists(st.tuples(st.integers(0, 16 * PAGE), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6),
     cut=st.one_of(st.none(), st.integers(0, 16 * PAGE)),

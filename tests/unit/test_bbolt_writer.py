@@ -22,10 +22,10 @@ from emustore.bbolt.pages import NO_FREELIST, Meta, encode_freelist, encode_leaf
 from emustore.bbolt.reader import MAX_DEPTH, dump, open_db
 from emustore.bbolt.writer import Transaction, update
 from emustore.errors import StoreError
-from tests.support.bboltmodel import TRANSACTIONS, empty, new_db, run
+from tests.support.bboltmodel import CI_INPUTS, TRANSACTIONS, empty, new_db, run
 from tests.support.figures import record
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=CI_INPUTS, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _check_pages(path: Path, freelist: bool) -> None:
