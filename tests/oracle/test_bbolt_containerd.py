@@ -7,13 +7,18 @@ sequences). Our reader must read back what `ctr` lists. Then our writer, with th
 adds a namespace, labels, a namespace of thousands of labels (branch pages), a label too large for a
 page (overflow) and removes a namespace; the same containerd started again must list exactly that,
 keep writing (a label, a namespace), and its writes must read back through our reader. While the
-daemon runs, our writer and reader are refused by its flock.
+daemon runs, our writer and reader are refused by its flock. Our writer killed (SIGKILL) at random
+points of its commits leaves a store holding only whole commits, which containerd opens and extends.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import random
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,7 @@ from emustore.bbolt.reader import BucketDump, dump, open_db
 from emustore.bbolt.writer import update
 from emustore.errors import StoreError
 from tests.support.containerd import CONTAINERD_VERSIONS, Containerd, meta_db
+from tests.support.figures import record
 from tests.support.imagebuild import ImageBuilder
 from tests.support.tarlayer import LayerBuilder
 
@@ -32,6 +38,7 @@ VERSION_VALUE = {"1.6": b"\x06", "1.7": b"\x06", "2.1": b"\x08"}  # zigzag varin
 BLOBS = [b"blob %d\n" % index * (index + 1) for index in range(5)]
 BIG_LABELS = 2500
 LARGE_LABEL = "x" * 10000
+KILL_TRIALS, KILL_LABELS = 6, 300
 
 
 def _digest(data: bytes) -> str:
@@ -174,3 +181,45 @@ def test_writer_extends_what_containerd_wrote_and_containerd_keeps_working(writt
         top.bucket(b"v1").bucket(b"after").create_bucket_if_not_exists(b"labels").put(b"again", b"1")  # type: ignore[union-attr]
     with Containerd(version, root) as daemon:
         assert _namespaces(daemon.ctr("namespaces", "ls"))["after"] == "again=1"
+
+
+def _commit_namespaces(path: Path, trial: int) -> None:
+    """In a forked child: commit namespaces kill-<trial>-<n>, each with all its labels, until killed."""
+    try:
+        for index in range(1000):
+            with update(path) as top:
+                labels = top.create_bucket_if_not_exists(b"v1").create_bucket(b"kill-%d-%d" % (trial, index)).create_bucket(b"labels")
+                for label in range(KILL_LABELS):
+                    labels.put(b"label-%04d" % label, b"%d" % index * 40)
+    finally:
+        os._exit(0)
+
+
+def test_our_writer_killed_mid_commit_leaves_a_store_containerd_opens(written: tuple[str, Path], tmp_path: Path) -> None:
+    version, original = written
+    root = tmp_path / "root"
+    shutil.copytree(original, root, symlinks=True)
+    path = meta_db(root)
+    rng = random.Random(version)
+    progressed = 0
+    for trial in range(KILL_TRIALS):
+        before = dump(path)
+        pid = os.fork()
+        if pid == 0:
+            _commit_namespaces(path, trial)
+        time.sleep(rng.uniform(0.01, 0.2))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        tree = dump(path)
+        progressed += tree != before
+        namespaces = tree["buckets"][b"v1"]["buckets"]
+        for name, namespace in namespaces.items():  # each commit whole or absent
+            if name.startswith(b"kill-"):
+                assert len(namespace["buckets"][b"labels"]["values"]) == KILL_LABELS, name
+        with Containerd(version, root) as daemon:
+            listed = _namespaces(daemon.ctr("namespaces", "ls"))
+            daemon.ctr("namespaces", "create", "after-%d" % trial)  # and it writes on top
+        assert sorted(listed) == sorted(name.decode() for name in namespaces)
+        assert all(len(listed[name.decode()].split(",")) == KILL_LABELS for name in namespaces if name.startswith(b"kill-"))
+    record("bbolt sigkill, containerd %s opens" % version, kills=KILL_TRIALS, changed_states=progressed, refused=0)
+    assert progressed > 0
