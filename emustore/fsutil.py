@@ -120,7 +120,7 @@ def remove_tree(path: str | bytes | os.PathLike[str], ignore_errors: bool = Fals
     """shutil.rmtree without its recursion (a layer may hold directories thousands deep) and
     without following any symlink: links are removed, never entered. A missing path is fine."""
 
-    def attempt(action: Callable[[str | bytes], None], target: str | bytes) -> None:
+    def attempt(action: Callable[[bytes], None], target: bytes) -> None:
         try:
             action(target)
         except FileNotFoundError:
@@ -129,7 +129,7 @@ def remove_tree(path: str | bytes | os.PathLike[str], ignore_errors: bool = Fals
             if not ignore_errors:
                 raise
 
-    top = os.fspath(path)
+    top = os.fsencode(path)
     try:
         is_dir = stat.S_ISDIR(os.lstat(top).st_mode)
     except FileNotFoundError:
@@ -137,7 +137,7 @@ def remove_tree(path: str | bytes | os.PathLike[str], ignore_errors: bool = Fals
     if not is_dir:
         attempt(os.unlink, top)
         return
-    pending: list[tuple[str | bytes, bool]] = [(top, False)]  # (dir, its entries already queued)
+    pending: list[tuple[bytes, bool]] = [(top, False)]  # (dir, its entries already queued)
     while pending:
         current, emptied = pending.pop()
         if emptied:

@@ -18,7 +18,7 @@ from typing import IO
 from emustore.digest import Hasher, match_id_prefix
 from emustore.errors import InvalidReference, LayerError, NoSuchImage, StoreError
 from emustore.imageconfig import parse_image_config
-from emustore.layers.assemble import assemble, tar_split_entries
+from emustore.layers.assemble import assemble, entry_size, tar_split_entries
 from emustore.reference import Reference, parse_reference
 from emustore.formats.archive import ArchiveImage, ArchiveLayer, ArchiveWriter
 from emustore.formats.docker_archive import write_docker_archive
@@ -96,7 +96,7 @@ class _StoredLayer:
             if entry.get("type") == 2:
                 total += len(base64.b64decode(str(entry.get("payload") or "")))
             else:
-                total += int(entry.get("size") or 0)
+                total += entry_size(entry)
         return total
 
     def chunks(self) -> Iterator[bytes]:

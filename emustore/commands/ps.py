@@ -63,7 +63,7 @@ def created_text(container: Container, now: float) -> str:
 
 def rows(containers: list[Container], catalog: Catalog, no_trunc: bool, now: float) -> list[tuple[str, ...]]:
     """The table's rows at the time `now`."""
-    out = []
+    out: list[tuple[str, ...]] = []
     for container in containers:
         command = command_text(container)
         out.append((

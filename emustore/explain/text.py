@@ -115,9 +115,9 @@ def _file_note(name: str, content: str | None, n: int) -> str:
 
 
 def _mount(walk: Walk) -> list[str]:
-    if not walk.layers or walk.layers[-1].link_id is None:
+    top = walk.layers[-1] if walk.layers else None
+    if top is None or top.link_id is None:
         return []
-    top = walk.layers[-1]
     lowers = ["l/" + top.link_id] + ["l/" + e.link_id for e in top.lower]
     return [
         "%d. What a container mounts" % (4 + len(walk.layers)),

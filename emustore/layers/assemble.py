@@ -29,6 +29,12 @@ def tar_split_entries(path: str | os.PathLike[str]) -> Iterator[dict[str, object
                 yield json.loads(line)
 
 
+def entry_size(entry: dict[str, object]) -> int:
+    """A file entry's content size (0 when absent or not a number)."""
+    size = entry.get("size")
+    return size if isinstance(size, int) else 0
+
+
 def entry_name(entry: dict[str, object]) -> bytes:
     """A file entry's name as bytes (from `name`, or base64 `name_raw`)."""
     if "name_raw" in entry:
@@ -43,7 +49,7 @@ def assemble(tar_split: str | os.PathLike[str], files_root: str | os.PathLike[st
         if entry.get("type") == 2:
             yield base64.b64decode(str(entry.get("payload") or ""))
             continue
-        size = int(entry.get("size") or 0)
+        size = entry_size(entry)
         if size <= 0:
             continue
         name = entry_name(entry)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import bz2
 import lzma
 from collections.abc import Iterator
-from typing import Callable
+from typing import IO, Callable, cast
 
 import zstandard
 from isal import isal_zlib
 
 from emustore.errors import LayerError
+
+ISAL_ERROR = cast("type[Exception]", isal_zlib.error)  # an exception class; isal's stubs do not say so
 
 READ_WINDOW = 32768
 BATCH = 32 * READ_WINDOW  # decompressed bytes handed out at once: 32 of Go's reads
@@ -93,7 +95,7 @@ class Decompressed:
                 want = BATCH - len(window)
                 try:
                     out = d.decompress(pending, want)
-                except isal_zlib.error as exc:
+                except ISAL_ERROR as exc:
                     raise LayerError("gzip: invalid data: %s" % exc) from None
                 pending = d.unconsumed_tail
                 if len(out) == BATCH:
@@ -132,7 +134,7 @@ class Decompressed:
 
 def _zstd(src: Iterator[bytes]) -> Iterator[bytes]:
     reader = zstandard.ZstdDecompressor().stream_reader(
-        _IterFile(src), read_size=ZSTD_READ, read_across_frames=True
+        cast(IO[bytes], _IterFile(src)), read_size=ZSTD_READ, read_across_frames=True  # it only calls read()
     )
     try:
         while True:

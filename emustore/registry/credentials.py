@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import os
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +70,7 @@ class CredentialStore:
         helper = self._helper_for(config, key)
         if helper is not None:
             return _helper_get(helper, key)
-        auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+        auths = _auths(config)
         entry = auths.get(key)
         if entry is None:
             wanted = hostname(key)
@@ -102,7 +103,7 @@ class CredentialStore:
         key = server_key(server)
         config = self._load()
         helper = self._helper_for(config, key)
-        auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+        auths = _auths(config)
         matching = [k for k in auths if k == key or hostname(k) == hostname(key)]
         for k in matching:
             del auths[k]
@@ -118,7 +119,7 @@ class CredentialStore:
         """Whether `store` would write the secret into config.json itself (no helper configured)."""
         return self._helper_for(self._load(), server_key(server)) is None
 
-    def _helper_for(self, config: dict, key: str) -> str | None:
+    def _helper_for(self, config: dict[str, Any], key: str) -> str | None:
         helpers = config.get("credHelpers")
         if isinstance(helpers, dict):
             named = helpers.get(key) or helpers.get(hostname(key))
@@ -127,7 +128,7 @@ class CredentialStore:
         store = config.get("credsStore")
         return store if isinstance(store, str) and store else None
 
-    def _load(self) -> dict:
+    def _load(self) -> dict[str, Any]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -142,7 +143,7 @@ class CredentialStore:
             raise CredentialsError(f"{self.path} is not a JSON object")
         return config
 
-    def _save(self, config: dict) -> None:
+    def _save(self, config: dict[str, Any]) -> None:
         """Write config.json as the docker CLI does: through a symlink to its target (replaced
         atomically, mode 0600), missing directories made 0700."""
         target = _link_target(self.path)
@@ -152,6 +153,12 @@ class CredentialStore:
             atomic_write(target, data, 0o600, temp_prefix=f".{target.name}.tmp")
         except OSError as exc:
             raise CredentialsError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _auths(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's "auths" map (empty when missing or not a map)."""
+    auths = config.get("auths")
+    return auths if isinstance(auths, dict) else {}
 
 
 def _link_target(path: Path) -> Path:
@@ -182,7 +189,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _decode_entry(entry: dict, key: str, path: Path) -> Credentials | None:
+def _decode_entry(entry: dict[str, Any], key: str, path: Path) -> Credentials | None:
     username, password = entry.get("username") or "", entry.get("password") or ""
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:

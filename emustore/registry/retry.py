@@ -21,7 +21,7 @@ class RetryPolicy:
 
     def backoff(self, failures: int) -> float:
         """Delay after the `failures`-th failure: exponential, capped, with "equal jitter"."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (failures - 1)))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

@@ -141,7 +141,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
     def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _EXTENSION_TYPES and self.size > MAX_EXTENSION:
             raise tarfile.HeaderError("an extension header of %d bytes" % self.size)
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+        member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return member
 
 
 _EXTENSION_TYPES = frozenset(

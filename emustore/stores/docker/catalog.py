@@ -235,7 +235,7 @@ class Catalog:
             except (OSError, ValueError):
                 continue
             if isinstance(doc, dict) and isinstance(doc.get("Image"), str):
-                state = doc.get("State") if isinstance(doc.get("State"), dict) else {}
+                state = doc["State"] if isinstance(doc.get("State"), dict) else {}
                 found.append(ContainerUse(config.parent.name, doc["Image"], bool(state.get("Running"))))
         return found
 
