@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from emustore.platform import Platform
 from emustore.progress import Reporter
-from emustore.pull import PullOptions, PullResult
+from emustore.pull import PullFailure, PullOptions, PullResult
+from emustore.pull import pull_all as _pull_all
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["PullOptions", "Store", "pull", "render_inspect"]
+__all__ = ["PullFailure", "PullOptions", "Store", "pull", "render_inspect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -88,6 +89,12 @@ class Store:
         """Pull an image into this root (`platform` over the one in `options`)."""
         options = options or PullOptions()
         return _pull(reference, self.root, replace(options, platform=platform) if platform is not None else options, reporter)
+
+    def pull_all(
+        self, references: Sequence[str | Reference], options: PullOptions | None = None, reporter: Reporter | None = None
+    ) -> Iterator[PullResult | PullFailure]:
+        """Pull several images in turn (what they share is downloaded once); failures are yielded, not raised."""
+        return _pull_all(references, self.root, options, reporter)
 
     def pull_from(
         self, source: str, reference: Reference, options: PullOptions | None = None, reporter: Reporter | None = None

@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,7 +20,7 @@ from typing import Any
 
 from emustore.digest import short_id
 from emustore.engines import Dialect, dialect_for
-from emustore.errors import ManifestError
+from emustore.errors import EmustoreError, ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
@@ -180,6 +180,31 @@ def pull(
         if opened is not None:
             opened.close()
         os.umask(old_umask)
+
+
+@dataclass(frozen=True)
+class PullFailure:
+    """One image of `pull_all` that could not be pulled, and why (the others went on)."""
+
+    reference: str
+    error: EmustoreError
+
+
+def pull_all(
+    references: Sequence[str | Reference],
+    root: str | os.PathLike[str],
+    options: PullOptions | None = None,
+    reporter: Reporter | None = None,
+) -> Iterator[PullResult | PullFailure]:
+    """Pull each reference in turn into one root, as `docker pull`s one after another would, in
+    one process: an image finds the layers and configs the ones before registered ("Already
+    exists"), so a blob they share is downloaded once. An image that fails does not stop the
+    next (a bad reference neither); its failure is yielded in its place."""
+    for reference in references:
+        try:
+            yield pull(reference, root, options, reporter)
+        except EmustoreError as exc:
+            yield PullFailure(str(reference), exc)
 
 
 def _pull(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -139,3 +140,29 @@ def test_error_messages_name_the_problem(registry: RegistryServer, tmp_path: Pat
     assert f"manifest for {registry.host}/cli/msg:v9 not found" in unknown.stderr
     malformed = emustore("pull", "UPPER", "--root", str(tmp_path))
     assert "invalid reference format" in malformed.stderr
+
+
+def test_pull_several_images_in_one_process(images: dict[str, PushedImage], tmp_path: Path) -> None:
+    """Arguments and -f FILE: each image pulled in turn, a shared layer downloaded once, a bad
+    reference or a missing image reported on its own line without stopping the others."""
+    listed = tmp_path / "images.txt"
+    missing = images["base"].reference.replace("cli/base", "cli/nothere")
+    listed.write_text(f"# seed list\n\n{images['child'].reference}  # the child\n{missing}\nNot/A:Reference!\n")
+    root = tmp_path / "root"
+    run = emustore("pull", images["base"].reference, "-f", str(listed), "--root", str(root))
+    assert run.returncode == 1
+    errors = run.stderr.splitlines()
+    assert len(errors) == 3 and errors[-1] == "emustore: 2 of 4 images not pulled", run.stderr
+    assert errors[0].startswith(f"emustore: {missing}: ") and errors[1].startswith("emustore: Not/A:Reference!: ")
+    base_layer = images["base"].layer_digests[0][7:19]
+    assert run.stdout.count(f"{base_layer}: Pull complete") == 1
+    assert f"{base_layer}: Already exists" in run.stdout
+    listing = emustore("images", "--root", str(root), "--format", "json")
+    pulled = {"%s:%s" % (row["Repository"], row["Tag"]) for row in map(json.loads, listing.stdout.splitlines())}
+    assert pulled == {images["base"].reference, images["child"].reference}
+
+
+def test_pull_needs_a_reference(tmp_path: Path) -> None:
+    run = emustore("pull", "--root", str(tmp_path / "root"))
+    assert run.returncode == 125 and run.stderr.count("\n") == 1 and "requires at least 1 argument" in run.stderr
+    assert not (tmp_path / "root").exists()
