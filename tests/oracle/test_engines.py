@@ -14,6 +14,7 @@ runs a container through create/start/diff/rm, and removes images with rmi and i
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -133,6 +134,26 @@ def test_store_commands_read_the_engines_own_root(
         archive = tmp_path / f"{name}.tar"
         theirs.save([factory_suite[name].image_id], archive)
         assert saved_layer_digests(archive) == list(factory_suite[name].diff_ids), name
+
+
+@pytest.mark.parametrize("version", NEW_ENGINES)
+def test_emustore_rmi_on_the_engines_root(
+    version: str, pulled: Pulled, factory_suite: dict[str, PushedImage], engine_factory: Callable[[str, Path], Dockerd],
+    tmp_path: Path,
+) -> None:
+    """emustore removes an image from (a copy of) the engine's own root; the engine, started on it, agrees."""
+    Daemons.require(version)
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-a", "--", str(pulled.engine_roots[version]), str(root)], check=True)
+    gone = factory_suite["padding"]
+    Store(root).remove(gone.reference)
+    assert check(root) == []
+    daemon = engine_factory(version, root)
+    listed = {image["Id"] for image in daemon.api("GET", "/v1.41/images/json").json()}
+    assert gone.image_id not in listed and factory_suite["whiteouts"].image_id in listed
+    daemon.docker("rmi", factory_suite["whiteouts"].reference)
+    daemon.stop()
+    assert check(root) == []
 
 
 def _without_paths(document: dict[str, object]) -> dict[str, object]:
