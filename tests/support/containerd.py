@@ -68,6 +68,9 @@ class Containerd:
             f"disabled_plugins = [{disabled}]\n"
             f'[grpc]\n  address = "{self.socket}"\n'
             f'[ttrpc]\n  address = "{self.socket}.t"\n'
+            # collect only at start and when asked (images rm --sync): never between two ctr calls
+            # (content ingested by one is unleased once it ends, until another labels it)
+            '[plugins."io.containerd.gc.v1.scheduler"]\n  mutation_threshold = 1000000\n  deletion_threshold = 0\n'
         )
         log = open(self.workdir / "log", "wb")
         with log:
