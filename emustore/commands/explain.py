@@ -8,7 +8,7 @@ from pathlib import Path
 from emustore.commands import add_root_argument
 from emustore.api import Store
 from emustore.explain.html import render_html
-from emustore.explain.text import render_text
+from emustore.explain.text import render_merged, render_text
 from emustore.fsutil import atomic_write
 
 
@@ -17,6 +17,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("image", metavar="NAME[:TAG|@DIGEST]|ID")
     add_root_argument(p)
     p.add_argument("--html", metavar="FILE", help="also write the walk as one self-contained HTML page with a diagram")
+    p.add_argument("--files", action="store_true", help="list every entry of every layer, not only the changes")
+    p.add_argument("--merged", metavar="PATH", nargs="?", const="/",
+                   help="only list what a container of the image sees (at PATH and below), with each entry's layer")
     p.set_defaults(func=run)
 
 
@@ -26,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
         target = Path(args.html)
         atomic_write(target, render_html(walk).encode("utf-8"), 0o644)
         print("Wrote %s" % target)
+    elif args.merged is not None:
+        print(render_merged(walk, args.merged), end="")
     else:
-        print(render_text(walk), end="")
+        print(render_text(walk, files=args.files), end="")
     return 0

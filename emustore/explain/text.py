@@ -1,31 +1,77 @@
-"""The explain walk as plain text: numbered steps, each with the real paths and file contents."""
+"""The explain walk as plain text: numbered steps, each with the real paths and file contents.
+
+Stable enough to diff: entries sorted by path, no clock time, nothing but what the root holds.
+"""
 
 from __future__ import annotations
 
 from emustore.digest import short_id
+from emustore.errors import UsageError
+from emustore.explain.changes import ADDED, UNCHANGED, LayerChanges
+from emustore.explain.listing import change_line, hidden_line, merged_line
+from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount, page_size
 from emustore.explain.walk import LayerStep, Walk
 
 MISSING = "(missing)"
 
 
-def render_text(walk: Walk) -> str:
-    return "\n".join(_lines(walk)) + "\n"
+def render_text(walk: Walk, files: bool = False) -> str:
+    """The walk; with `files`, every entry of every layer too."""
+    return "\n".join(_lines(walk, files)) + "\n"
+
+
+def render_merged(walk: Walk, path: str = "/") -> str:
+    """The merged view (at `path` and below), one entry a line with the layer it comes from."""
+    assert walk.files is not None
+    entries = walk.files.merged_under(path)
+    if not entries and path.strip("/"):
+        raise UsageError("%s: not in the merged view of %s" % (path, walk.query))
+    return "".join(merged_line(entry) + "\n" for entry in entries)
+
+
+def share(part: int, whole: int) -> str:
+    return "%.1f%%" % (100.0 * part / whole) if whole else "-"
 
 
 def _shown(value: str | None) -> str:
     return MISSING if value is None else repr(value) if value != value.strip() else value
 
 
-def _lines(walk: Walk) -> list[str]:
+def _lines(walk: Walk, files: bool) -> list[str]:
     out = ["Data root: %s" % walk.root, "Paths below are relative to it.", ""]
     out += _reference(walk)
     out += _image(walk)
     out += _chains(walk)
     for layer in walk.layers:
         out += _layer(walk, layer)
+        if walk.files is not None:
+            out += _layer_files(walk, walk.files.layers[layer.index], files)
     out += _mount(walk)
+    out += _merged(walk)
     out += _containers(walk)
     return out
+
+
+def _layer_files(walk: Walk, changes: LayerChanges, full: bool) -> list[str]:
+    """What the layer does to the layers below: counts, size, wasted bytes, and each change."""
+    counts = changes.counts()
+    layer = walk.layers[changes.index]
+    size = "%d bytes" % layer.size if layer.size is not None else "size unknown"
+    out = [
+        "   files     %d entries: %s" % (len(changes.changes), ", ".join("%d %s" % (counts[s], s) for s in sorted(counts))),
+        "             %s (layerdb size), %s of the image" % (size, share(layer.size or 0, walk.total_size)),
+        "   wasted    %d bytes of lower files overwritten or deleted by this layer" % changes.wasted,
+    ]
+    if changes.skipped or changes.unreadable:
+        out.append("   not read  %d entries (over the listing budget or too deep); unreadable dirs: %s"
+                   % (changes.skipped, ", ".join(changes.unreadable) or "none"))
+    shown = [c for c in changes.changes if full or c.status not in (ADDED, UNCHANGED)]
+    if shown:
+        out.append("   every entry:" if full else "   changes to the layers below (additions: --files):")
+    for change in shown:
+        out.append("     " + change_line(change))
+        out += ["       hides " + hidden_line(hidden) for hidden in change.hides]
+    return out + [""]
 
 
 def _reference(walk: Walk) -> list[str]:
@@ -115,14 +161,66 @@ def _file_note(name: str, content: str | None, n: int) -> str:
 
 
 def _mount(walk: Walk) -> list[str]:
-    if not walk.layers or walk.layers[-1].link_id is None:
+    if walk.mount is None:
         return []
-    top = walk.layers[-1]
-    lowers = ["l/" + top.link_id] + ["l/" + e.link_id for e in top.lower]
     return [
         "%d. What a container mounts" % (4 + len(walk.layers)),
-        "   A container's layer lists the image's top link and its lower chain (overlay2/ is the cwd):",
-        "   lowerdir=%s" % ":".join(lowers),
+        "   A container gets two overlay2 dirs of its own: <ID>-init (the files dockerd adds: /etc/hosts,",
+        "   /etc/resolv.conf, /.dockerenv…) on the image's top layer, and <ID>, its writable layer, whose",
+        "   lower file lists the init layer's link, then the image's top link and the top layer's lower:",
+        "     %s" % walk.mount.lower,
+    ] + mount_lines(walk, walk.mount) + [
+        "   To look at the image read-only (as root; umount when done):",
+        "     %s" % walk.look,
+        "",
+    ]
+
+
+def mount_lines(walk: Walk, mount: OverlayMount, init_link: str = LINK_ID_PLACEHOLDER) -> list[str]:
+    """The mount dockerd performs and what each option means."""
+    owners = lower_owners(walk, init_link)
+    out = [
+        "   dockerd mounts %s (type overlay) with the options:" % mount.target,
+        "     %s" % mount.options,
+    ]
+    if mount.index_off:
+        out.append("     index=off   this kernel's overlay module has an index parameter: dockerd turns it off")
+    if mount.userxattr:
+        out.append("     userxattr   a rootless daemon: overlayfs keeps its marks in user.overlay.* xattrs")
+    out.append("     lowerdir    read-only layers, topmost first:" + (" the layer itself (committed)," if mount.readonly else ""))
+    for element in mount.lowerdirs():
+        owner = owners.get(element.rsplit("/", 1)[-1], "its own diff" if element.endswith("/diff") else "")
+        out.append("       %s%s" % (element, "  (%s)" % owner if owner else ""))
+    if not mount.readonly:
+        out.append("     upperdir    %s/diff: where the container's writes go" % mount.dir_id)
+        out.append("     workdir     %s/work: overlayfs's scratch dir on the same file system" % mount.dir_id)
+    if mount.relative:
+        out.append("   %d bytes with absolute paths is over a page (%d) minus one: dockerd uses paths relative"
+                   % (mount.absolute_length, page_size()) + " to overlay2/ and mounts from a child that chdirs there:")
+    else:
+        out.append("   %d bytes, under a page minus one: absolute paths (no chdir needed). As a command:" % mount.absolute_length)
+    out.append("     %s" % mount.command())
+    return out
+
+
+def lower_owners(walk: Walk, init_link: str) -> dict[str, str]:
+    """Link id -> what it stands for in a container's mount."""
+    owners = {layer.link_id: "layer %d%s" % (layer.index, ", the top" if layer.index == len(walk.layers) - 1 else "")
+              for layer in walk.layers if layer.link_id}
+    owners[init_link] = "the container's init layer"
+    return owners
+
+
+def _merged(walk: Walk) -> list[str]:
+    if walk.files is None:
+        return []
+    merged = walk.files.merged
+    total = sum(m.entry.counted_size for m in merged)
+    return [
+        "%d. What a container sees: the merged view" % (5 + len(walk.layers)),
+        "   %d entries, %d bytes in regular files; %d bytes of the layers are hidden (wasted)."
+        % (len(merged), total, walk.files.wasted),
+        "   `emustore explain %s --merged [PATH]` lists them with the layer each comes from." % walk.query,
     ]
 
 
@@ -134,12 +232,22 @@ def _containers(walk: Walk) -> list[str]:
             "",
             "Container %s %s" % (short_id(container.id), container.name),
             "   config    %s" % walk.rel(container.config_path),
-            "   mount     %s/  parent %s" % (walk.rel(container.mount_dir), _shown(container.parent)),
+            "   files     %s" % ", ".join(name + ("/" if size < 0 else " (%d bytes)" % size) for name, size in container.config_files),
+            "   mount     %s/  (layerdb's record of the container's layers)" % walk.rel(container.mount_dir),
         ]
+        meaning = {"mount-id": "-> the writable layer's overlay2 dir", "init-id": "-> the init layer's overlay2 dir",
+                   "parent": "= the image's top chain id"}
+        for name, content in container.record.items():
+            out.append("     %-9s %s  %s" % (name, _shown(content), meaning[name]))
         for role, layer in (("init", container.init), ("layer", container.upper)):
             if layer is None:
                 out.append("   %-9s %s" % (role, MISSING))
             else:
-                out.append("   %-9s %s/  link l/%s" % (role, walk.rel(layer.dir), _shown(layer.link_id)))
+                out.append("   %-9s %s/  link l/%s%s" % (role, walk.rel(layer.dir), _shown(layer.link_id), "  committed" if layer.committed else ""))
                 out.append("             lower %s" % _shown(layer.lower))
+        out += container.notes
+        if container.mount is not None:
+            init_link = container.init.link_id if container.init is not None else None
+            out += mount_lines(walk, container.mount, init_link or LINK_ID_PLACEHOLDER)
+            out += ["   To look at the container's files read-only (as root):", "     %s" % container.look]
     return out
