@@ -15,8 +15,8 @@ from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 from tests.integration.test_fsck import copy_root, fsck_image
 from tests.support import png
-from tests.support.browser import CHROMIUM, dump_dom, screenshot
-from tests.support.imagefactory import PushedImage
+from tests.support.browser import CHROMIUM, dump_dom, element_texts, screenshot
+from tests.support.imagefactory import ImageBuilder, PushedImage, busybox_image, whiteout_layers
 from tests.support.registry import RegistryServer
 from tests.support.tiers import require_binary
 
@@ -72,7 +72,7 @@ def test_text_walk_shows_the_files_of_this_root(root: Path, pushed: PushedImage)
     for fact in expected_facts(root, pushed):
         assert fact in result.stdout, f"{fact!r} not in:\n{result.stdout}"
     headings = re.findall(r"^(\d+)\. ", result.stdout, re.MULTILINE)
-    assert headings == [str(n) for n in range(1, len(pushed.diff_ids) + 5)]
+    assert headings == [str(n) for n in range(1, len(pushed.diff_ids) + 6)]
 
 
 def test_image_id_prefix_and_unknown_reference(root: Path, pushed: PushedImage) -> None:
@@ -102,9 +102,9 @@ def test_html_page_renders_in_headless_chromium(root: Path, pushed: PushedImage,
     result = emustore("explain", pushed.reference, "--root", str(root), "--html", str(page))
     assert (result.returncode, result.stdout) == (0, f"Wrote {page}\n"), result.stderr
     html = page.read_text()
-    external = re.findall(r"""(?:src|href)\s*=\s*["']?(?!#)[^"'\s>]+|@import|url\((?!#)""", html)
+    external = re.findall(r"""(?:src|href|action)\s*=\s*["']?(?!#)[^"'\s>]+|@import|url\((?!#)|https?://(?!www\.w3\.org/2000/svg)""", html)
     assert external == [], "the page must be self-contained"
-    assert "<svg" in html and "<script" not in html
+    assert "<svg" in html and html.count("<script") == 2  # the data, then the code: both inline
 
     image = png.decode(screenshot(page, tmp_path / "explain.png", SHOT_W, SHOT_H))
     assert (image.width, image.height) == (SHOT_W, SHOT_H)
@@ -116,5 +116,132 @@ def test_html_page_renders_in_headless_chromium(root: Path, pushed: PushedImage,
 
     dom = dump_dom(page)
     assert "<svg" in dom
-    for chain in chain_ids(list(pushed.diff_ids)):
-        assert chain in dom
+    for n, chain in enumerate(chain_ids(list(pushed.diff_ids))):
+        box = element_texts(dom, "id", f"layer-{n}")
+        assert len(box) == 1 and chain in box[0], f"layer {n}'s box does not show its chain id"
+        assert f'href="#layer-{n}"' in dom, "no link jumps to layer %d's box" % n
+
+
+def teaching_image() -> ImageBuilder:
+    """busybox, then /etc/os-release and files to delete, then whiteouts, opaque dirs and a new
+    /etc/os-release: the questions a learner brings (who put it there, what a whiteout hides)."""
+    content, deletions = whiteout_layers()
+    content.dir("etc/").file("etc/os-release", b'NAME="first"\n')
+    deletions.dir("etc/").file("etc/os-release", b'NAME="teaching"\nVERSION_ID=2\n', mode=0o640)
+    return busybox_image("docker", cmd=("sh",)).layer(content, created_by="files").layer(deletions, created_by="changes")
+
+
+@pytest.fixture(scope="module")
+def taught(registry: RegistryServer) -> PushedImage:
+    return teaching_image().push(registry.host, "explain/teach", "v1")
+
+
+@pytest.fixture(scope="module")
+def taught_root(taught: PushedImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("explain-teach") / "root"
+    pull(taught.reference, root)
+    return root
+
+
+def diff_dir(root: Path, pushed: PushedImage, index: int) -> Path:
+    store = DockerStore(root)
+    return store.overlay2.diff_dir(store.layers.read(chain_ids(list(pushed.diff_ids))[index]).cache_id)
+
+
+def test_each_layer_shows_what_it_changes(taught_root: Path, taught: PushedImage) -> None:
+    result = emustore("explain", taught.reference, "--root", str(taught_root))
+    assert result.returncode == 0, result.stderr
+    layer3 = result.stdout.split("7. Layer 3 (top)")[1].split("\n8. ")[0]
+    gone = os.lstat(diff_dir(taught_root, taught, 2) / "w" / "gone")
+    assert "deleted   c--------- 1000:1000          0,0  /w/gone  (whiteout)" in layer3
+    assert f"hides layer 2: -rw-r--r-- 0:0                  {gone.st_size}  /w/gone" in layer3
+    assert "hides layer 2: -rw-r--r-- 0:0                  2  /w/gonedir/f" in layer3
+    assert "opaque    drwxr-xr-x 0:0                  0  /w/opq1  (opaque: trusted.overlay.opaque=y)" in layer3
+    assert "hides layer 2: -rw-r--r-- 0:0                  4  /w/opq1/old" in layer3
+    assert "modified  -rw-r----- 0:0                 29  /etc/os-release" in layer3
+    assert "hides layer 2: -rw-r--r-- 0:0                 13  /etc/os-release" in layer3
+    assert "hides layer 1: lrwxrwxrwx 0:0                  7  /bin/true -> busybox" in layer3
+    sizes = [int((DockerStore(taught_root).layers.path(c) / "size").read_text()) for c in chain_ids(list(taught.diff_ids))]
+    wasted = 13 + 5 + 2 + 4 + 4  # os-release, gone, gonedir/f, opq1/old, opq2/old (symlinks hold no bytes)
+    assert f"wasted    {wasted} bytes of lower files overwritten or deleted by this layer" in layer3
+    assert f"{sizes[3]} bytes (layerdb size), {100 * sizes[3] / sum(sizes):.1f}% of the image" in layer3
+
+
+def test_merged_view_says_which_layer_each_entry_comes_from(taught_root: Path, taught: PushedImage) -> None:
+    whole = emustore("explain", taught.reference, "--root", str(taught_root), "--merged")
+    assert whole.returncode == 0, whole.stderr
+    lines = whole.stdout.splitlines()
+    paths = [re.split(r" +", line, maxsplit=5)[5].split("  ")[0].split(" -> ")[0] for line in lines]
+    assert paths == sorted(paths, key=lambda p: p.split("/")), "sorted by path, parents first"
+    assert "layer 3   -rw-r----- 0:0                 29  /etc/os-release" in lines
+    assert "layer 2   -rw-r--r-- 0:0                  5  /w/keep" in lines
+    assert "layer 3   -rw-r--r-- 0:0                  4  /w/opq1/new" in lines
+    for gone in ("/w/gone", "/w/gonedir", "/w/gonedir/f", "/w/opq1/old", "/w/opq2/old", "/bin/true"):
+        assert not any(line.endswith("  " + gone) or ("  " + gone + " ") in line for line in lines), gone
+    sub = emustore("explain", taught.reference, "--root", str(taught_root), "--merged", "/w/opq1")
+    assert sub.stdout.splitlines() == [line for line in lines if "/w/opq1" in line]
+    again = emustore("explain", taught.reference, "--root", str(taught_root), "--merged")
+    assert again.stdout == whole.stdout
+    missing = emustore("explain", taught.reference, "--root", str(taught_root), "--merged", "/nothere")
+    assert (missing.returncode, missing.stderr.count("\n")) != (0, 0) and "not in the merged view" in missing.stderr
+
+
+def expected_mount(taught_root: Path, taught: PushedImage) -> tuple[str, str]:
+    """(dockerd's options for a new container, the read-only look options), from the files of the root."""
+    store = DockerStore(taught_root)
+    top = store.layers.read(chain_ids(list(taught.diff_ids))[-1]).cache_id
+    home = taught_root.absolute() / "overlay2"
+    lowers = [f"{home}/l/<INIT-LINK>", f"{home}/l/{store.overlay2.link_of(top)}"]
+    lowers += [f"{home}/{element}" for element in store.overlay2.lower_of(top).split(":")]
+    index = "index=off," if Path("/sys/module/overlay/parameters/index").exists() else ""
+    options = f"{index}lowerdir={':'.join(lowers)},upperdir={home}/<CONTAINER-LAYER-ID>/diff,workdir={home}/<CONTAINER-LAYER-ID>/work"
+    return options, f"ro,lowerdir={home}/{top}/diff:{':'.join(lowers[2:])}"
+
+
+def test_mount_section_builds_dockerd_options_from_the_links(taught_root: Path, taught: PushedImage) -> None:
+    result = emustore("explain", taught.reference, "--root", str(taught_root))
+    options, look = expected_mount(taught_root, taught)
+    assert f"     {options}\n" in result.stdout
+    assert f"mount -t overlay overlay -o {look} /mnt/emustore-look" in result.stdout
+
+
+def top_layer_with(root: Path, pushed: PushedImage, path: str) -> int:
+    """The topmost layer whose diff dir has `path` (what a learner should be told)."""
+    return max(n for n in range(len(pushed.diff_ids)) if os.path.lexists(diff_dir(root, pushed, n) / path))
+
+
+def test_page_answers_a_learners_questions_without_javascript(taught_root: Path, taught: PushedImage, tmp_path: Path) -> None:
+    require_binary(CHROMIUM, "chromium not installed (browser tier; CI=true makes this a failure)")
+    page = tmp_path / "teach.html"
+    assert emustore("explain", taught.reference, "--root", str(taught_root), "--html", str(page)).returncode == 0
+    static = page.with_name("static.html")  # the page as a browser without JavaScript shows it
+    static.write_text(re.sub(r"<script\b.*?</script>", "", page.read_text(), flags=re.DOTALL))
+    dom = dump_dom(static)
+    assert "<script" not in dom
+    owner = top_layer_with(taught_root, taught, "etc/os-release")
+    merged = element_texts(dom, "id", "merged-listing")[0]
+    assert re.search(rf"^layer {owner} +-rw-r----- 0:0 +29  /etc/os-release$", merged, re.MULTILINE), merged
+    deleter = top_layer_with(taught_root, taught, "w/gone")
+    (whiteout,) = [t for t in element_texts(dom, "data-path", "/w/gone") if "whiteout" in t]
+    assert whiteout in element_texts(dom, "id", f"layer-{deleter}")[0]
+    assert re.search(r"whiteout hides layer 2: -rw-r--r-- 0:0 +5  /w/gone$", whiteout), whiteout
+    (opaque,) = element_texts(dom, "data-path", "/w/opq1")
+    assert re.search(r"opaque dir hides layer 2: -rw-r--r-- 0:0 +4  /w/opq1/old$", opaque), opaque
+    options, look = expected_mount(taught_root, taught)
+    assert element_texts(dom, "id", "mount-options") == [options]
+    assert element_texts(dom, "id", "look-command") == [f"mkdir -p /mnt/emustore-look && mount -t overlay overlay -o {look} /mnt/emustore-look"]
+
+
+def test_page_search_and_trees_with_javascript(taught_root: Path, taught: PushedImage, tmp_path: Path) -> None:
+    require_binary(CHROMIUM, "chromium not installed (browser tier; CI=true makes this a failure)")
+    page = tmp_path / "teach.html"
+    assert emustore("explain", taught.reference, "--root", str(taught_root), "--html", str(page)).returncode == 0
+    found = element_texts(dump_dom(page, "search=/etc/os-release"), "data-path", "/etc/os-release")
+    assert found[0] == "/etc/os-release: the container sees it from layer 3 — layer 2 added, layer 3 modified", found
+    gone = element_texts(dump_dom(page, "search=w/gone"), "data-path", "/w/gone")
+    assert gone[0] == "/w/gone: not in the merged view — layer 2 added, layer 3 deleted (whiteout)", gone
+    dom = dump_dom(page, "path=/w/opq1/new")
+    assert element_texts(dom, "class", "hit") == ["layer 3 -rw-r--r-- 0:0 4  new"]
+    assert 'data-path="/w/opq1/old"' not in dom, "the merged tree shows a file the opaque dir hides"
+    assert len(element_texts(dom, "class", "row")) < 20, "the trees must be built lazily"
+
