@@ -99,7 +99,7 @@ def read_layer(diff: Path | None, budget: Budget) -> LayerFiles:
         host, shown, depth = stack.pop()
         try:
             with os.scandir(host) as listing:
-                found = [(item.name, item.path, item.stat(follow_symlinks=False)) for item in listing]
+                found = sorted((item.name, item.path, item.stat(follow_symlinks=False)) for item in listing)
         except OSError:
             files.unreadable.append(shown or "/")
             continue
