@@ -6,17 +6,21 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from emustore.api import Store
+from emustore.explain.html import render_html
 from emustore.pull import pull
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 from tests.integration.test_fsck import copy_root, fsck_image
 from tests.support import png
 from tests.support.browser import CHROMIUM, dump_dom, element_texts, screenshot
-from tests.support.imagefactory import ImageBuilder, PushedImage, busybox_image, whiteout_layers
+from tests.support.figures import record
+from tests.support.imagefactory import ImageBuilder, LayerBuilder, PushedImage, busybox_image, whiteout_layers
 from tests.support.registry import RegistryServer
 from tests.support.tiers import require_binary
 
@@ -245,3 +249,57 @@ def test_page_search_and_trees_with_javascript(taught_root: Path, taught: Pushed
     assert 'data-path="/w/opq1/old"' not in dom, "the merged tree shows a file the opaque dir hides"
     assert len(element_texts(dom, "class", "row")) < 20, "the trees must be built lazily"
 
+
+
+def big_image(files: int) -> ImageBuilder:
+    """busybox, then `files` small files in 100-file dirs over two layers; the second overwrites a
+    tenth of the first and deletes whole dirs, as a large image's later layers do."""
+    first, second = LayerBuilder(), LayerBuilder()
+    half = files // 2
+    for n in range(half):
+        first.file(f"srv/d{n // 100:03d}/f{n % 100:02d}.txt", b"first %d\n" % n)
+    for n in range(half, files):
+        second.file(f"opt/d{n // 100:03d}/f{n % 100:02d}.txt", b"second %d\n" % n)
+    for n in range(0, half, 10):
+        if n // 100 % 25 != 1:
+            second.file(f"srv/d{n // 100:03d}/f{n % 100:02d}.txt", b"overwritten %d\n" % n)
+    for d in range(1, half // 100, 25):
+        second.whiteout(f"srv/d{d:03d}")
+    return busybox_image("docker").layer(first, created_by="first half").layer(second, created_by="second half")
+
+
+def count_elements(dom: str) -> int:
+    return len(re.findall(r"<[a-zA-Z]", dom))
+
+
+def test_page_of_30000_files_is_fast_and_small(tmp_path: Path) -> None:
+    require_binary(CHROMIUM, "chromium not installed (browser tier; CI=true makes this a failure)")
+    archive, root = tmp_path / "big.tar", tmp_path / "root"
+    big_image(30_000).write_docker_archive(archive, "big:v1")
+    list(Store(root).load(archive))
+    started = time.monotonic()
+    walk = Store(root).explain("big:v1")
+    walked = time.monotonic()
+    html = render_html(walk)
+    rendered = time.monotonic()
+    page = tmp_path / "big.html"
+    page.write_text(html)
+    assert walk.files is not None and len(walk.files.merged) > 29_000
+    dirs, deleted = 150, len(range(1, 150, 25))  # 15,000 files a layer, 100 a dir; big_image's whiteouts
+    assert walk.files.layers[3].counts() == {
+        "added": 1 + 150 + 15_000, "modified": (dirs - deleted) * 10, "deleted": deleted, "unchanged": 1 + dirs - deleted}
+    assert walk.files.layers[3].wasted == sum(len(b"first %d\n" % n) for n in range(15_000) if n % 10 == 0 or n // 100 % 25 == 1)
+    started_browser = time.monotonic()
+    dom = dump_dom(page, "search=/srv/d123/f40.txt")
+    browsed = time.monotonic()
+    found = element_texts(dom, "data-path", "/srv/d123/f40.txt")
+    assert found[0] == "/srv/d123/f40.txt: the container sees it from layer 3 — layer 2 added, layer 3 modified", found
+    elements = count_elements(dom)
+    figures = {
+        "files": len(walk.files.merged), "walk_ms": int(1000 * (walked - started)), "html_ms": int(1000 * (rendered - walked)),
+        "page_kib": len(html.encode()) // 1024, "dom_elements": elements, "chromium_ms": int(1000 * (browsed - started_browser)),
+    }
+    record("explain page of 30,000 files", **figures)
+    assert figures["walk_ms"] + figures["html_ms"] < 20_000, figures
+    assert figures["page_kib"] < 6 * 1024, figures
+    assert elements < 3_000, "the DOM must hold only what is open: %d elements" % elements
