@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 from tests.integration.test_fsck import copy_root, fsck_image
 from tests.support import png
+from emustore.fsutil import remove_tree
+from tests.support.canary import changes, make_canary, snapshot
 from tests.support.browser import CHROMIUM, dump_dom, element_texts, screenshot
 from tests.support.figures import record
 from tests.support.imagefactory import ImageBuilder, LayerBuilder, PushedImage, busybox_image, whiteout_layers
@@ -303,3 +306,41 @@ def test_page_of_30000_files_is_fast_and_small(tmp_path: Path) -> None:
     assert figures["walk_ms"] + figures["html_ms"] < 20_000, figures
     assert figures["page_kib"] < 6 * 1024, figures
     assert elements < 3_000, "the DOM must hold only what is open: %d elements" % elements
+
+
+def test_links_and_ids_aimed_out_of_the_root_are_never_followed(root: Path, pushed: PushedImage, tmp_path: Path) -> None:
+    """A tampered root: a diff dir, an l/ name, a cache-id, a mounts record and container config
+    files aimed outside; explain shows the breakage and lists nothing of the canary."""
+    canary = make_canary(tmp_path / "canary")
+    before = snapshot(canary)
+    broken = copy_root(root, tmp_path / "tampered")
+    store = DockerStore(broken)
+    chains = chain_ids(list(pushed.diff_ids))
+    base, top = store.layers.read(chains[0]), store.layers.read(chains[-1])
+    diff = store.overlay2.diff_dir(base.cache_id)
+    remove_tree(diff)
+    diff.symlink_to(canary)  # case 1: a diff dir that is a link
+    (store.overlay2.layer_dir(top.cache_id) / "lower").write_text("l/../../../canary:l/" + store.overlay2.link_of(base.cache_id))  # case 2
+    (store.layers.path(chains[1]) / "cache-id").write_text("../../../../canary")  # case 3
+    cid = "c" * 64
+    (broken / "containers" / cid).mkdir(parents=True)
+    (broken / "containers" / cid / "config.v2.json").symlink_to("/dev/zero")  # case 4: never read
+    cid2 = "d" * 64
+    (broken / "containers" / cid2).mkdir()
+    (broken / "containers" / cid2 / "config.v2.json").write_text(json.dumps({"Image": pushed.image_id, "Name": "/t"}))
+    mount = store.layers.mount_path(cid2)
+    mount.mkdir(parents=True)
+    (mount / "mount-id").write_text("../../canary")  # case 5: not an id
+    (mount / "init-id").write_text("../../canary-init")
+    walk = Store(broken).explain(pushed.reference)
+    assert walk.files is not None
+    listed = [c.entry.path for layer in walk.files.layers for c in layer.changes]
+    assert not any(name in path for path in listed for name in ("decoy", "inner", "sub"))
+    assert walk.files.layers[0].changes == [] and walk.layers[1].overlay_dir is None
+    assert [e.target for e in walk.layers[-1].lower] == [None, "../%s/diff" % base.cache_id]
+    (container,) = walk.containers
+    assert (container.id, container.upper, container.init, container.mount) == (cid2, None, None, None)
+    result = emustore("explain", pushed.reference, "--root", str(broken), "--merged")
+    assert result.returncode == 0 and "decoy" not in result.stdout and "/etc/motd" in result.stdout
+    assert snapshot(canary) == before
+    record("explain tampered root", cases=5, canary_entries_listed=0, outside_changes=len(changes(before, snapshot(canary))))
