@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emustore.digest import is_hex64
-from emustore.explain.changes import ImageFiles
+from emustore.explain.changes import ImageFiles, LayerChanges
 from emustore.explain.mount import OverlayMount, container_mount, look_command
 from emustore.fsck.findings import Findings, is_real_dir, is_regular, listdir
 from emustore.stores.docker.store import DockerStore
@@ -58,6 +58,12 @@ class ContainerStep:
     mount: OverlayMount | None = None
     look: str | None = None
     notes: list[str] = field(default_factory=list)
+    files: list[LayerChanges] = field(default_factory=list)  # init, then read-write layer, against the image
+
+    def diff_dirs(self) -> list[Path | None]:
+        """The init and read-write layers' diff dirs (None where not a real dir)."""
+        dirs = [layer.dir / "diff" if layer is not None else None for layer in (self.init, self.upper)]
+        return [d if d is not None and is_real_dir(d) else None for d in dirs]
 
     @property
     def parent(self) -> str | None:

@@ -114,10 +114,11 @@ def _layers(walk: Walk) -> str:
     return "\n".join(parts + ["</section>"])
 
 
-def _changes(changes: LayerChanges) -> str:
+def _changes(changes: LayerChanges, everything: bool = False) -> str:
+    """Counts, wasted bytes and a row per change (`everything`: additions too)."""
     counts = changes.counts()
     summary = ", ".join('<span class="st st-%s">%s</span>%d' % (s, s, counts[s]) for s in sorted(counts))
-    rows = [c for c in changes.changes if c.status not in (ADDED, UNCHANGED)]
+    rows = [c for c in changes.changes if c.status != UNCHANGED and (everything or c.status != ADDED)]
     out = ["<div>%d entries: %s; wasted here: %d bytes of lower files overwritten or deleted</div>"
            % (len(changes.changes), summary or "none", changes.wasted)]
     if changes.skipped or changes.unreadable:
@@ -133,11 +134,11 @@ def _changes(changes: LayerChanges) -> str:
 
 
 def _change_row(change: Change) -> str:
-    what = {"deleted": "whiteout hides", "opaque": "opaque dir hides", "modified": "replaces"}[change.status]
+    what = {"deleted": "whiteout hides", "opaque": "opaque dir hides", "modified": "replaces", "added": ""}[change.status]
     hides = "<br>".join(
         '<a href="#layer-%d">layer %d</a>: <code>%s</code>' % (h.layer, h.layer, escape(describe(h.entry)))
         for h in change.hides[:HIDES_SHOWN]
-    ) or "nothing below"
+    ) or ("nothing below" if what else "")
     if len(change.hides) > HIDES_SHOWN:
         hides += "<br>…and %d more" % (len(change.hides) - HIDES_SHOWN)
     return '<tr data-path="%s"><td><span class="st st-%s">%s</span></td><td><code>%s</code></td><td class="hides">%s %s</td></tr>' % (
@@ -197,6 +198,8 @@ def _containers(walk: Walk) -> str:
             else:
                 parts.append(_id(role, "%s/  link l/%s  lower %s" % (walk.rel(layer.dir), layer.link_id, layer.lower)))
         parts.append("</dl>")
+        for label, changes in zip(("Its init layer (what dockerd adds)", "Its read-write layer (what the container changed)"), container.files):
+            parts.append("<h4>%s</h4>%s" % (label, _changes(changes, everything=True)))
         if container.mount is not None:
             init_link = container.init.link_id if container.init and container.init.link_id else ""
             lines = mount_lines(walk, container.mount, init_link)

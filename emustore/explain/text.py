@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from emustore.digest import short_id
 from emustore.errors import UsageError
-from emustore.explain.changes import ADDED, UNCHANGED, LayerChanges
+from emustore.explain.changes import ADDED, UNCHANGED, Change, LayerChanges
 from emustore.explain.listing import change_line, hidden_line, merged_line
 from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount, page_size
 from emustore.explain.walk import LayerStep, Walk
@@ -54,24 +54,34 @@ def _lines(walk: Walk, files: bool) -> list[str]:
 
 def _layer_files(walk: Walk, changes: LayerChanges, full: bool) -> list[str]:
     """What the layer does to the layers below: counts, size, wasted bytes, and each change."""
-    counts = changes.counts()
     layer = walk.layers[changes.index]
     size = "%d bytes" % layer.size if layer.size is not None else "size unknown"
-    out = [
-        "   files     %d entries: %s" % (len(changes.changes), ", ".join("%d %s" % (counts[s], s) for s in sorted(counts))),
+    out = _counts(changes) + [
         "             %s (layerdb size), %s of the image" % (size, share(layer.size or 0, walk.total_size)),
         "   wasted    %d bytes of lower files overwritten or deleted by this layer" % changes.wasted,
     ]
-    if changes.skipped or changes.unreadable:
-        out.append("   not read  %d entries (over the listing budget or too deep); unreadable dirs: %s"
-                   % (changes.skipped, ", ".join(changes.unreadable) or "none"))
     shown = [c for c in changes.changes if full or c.status not in (ADDED, UNCHANGED)]
     if shown:
         out.append("   every entry:" if full else "   changes to the layers below (additions: --files):")
+    return out + _change_lines(shown) + [""]
+
+
+def _counts(changes: LayerChanges, label: str = "files") -> list[str]:
+    counts = changes.counts()
+    listed = ", ".join("%d %s" % (counts[s], s) for s in sorted(counts))
+    out = ["   %-9s %d entries%s" % (label, len(changes.changes), ": " + listed if listed else "")]
+    if changes.skipped or changes.unreadable:
+        out.append("   not read  %d entries (over the listing budget or too deep); unreadable dirs: %s"
+                   % (changes.skipped, ", ".join(changes.unreadable) or "none"))
+    return out
+
+
+def _change_lines(shown: list[Change]) -> list[str]:
+    out = []
     for change in shown:
         out.append("     " + change_line(change))
         out += ["       hides " + hidden_line(hidden) for hidden in change.hides]
-    return out + [""]
+    return out
 
 
 def _reference(walk: Walk) -> list[str]:
@@ -245,6 +255,9 @@ def _containers(walk: Walk) -> list[str]:
             else:
                 out.append("   %-9s %s/  link l/%s%s" % (role, walk.rel(layer.dir), _shown(layer.link_id), "  committed" if layer.committed else ""))
                 out.append("             lower %s" % _shown(layer.lower))
+        for label, changes in zip(("init diff", "rw diff"), container.files):
+            out += _counts(changes, label)
+            out += _change_lines([c for c in changes.changes if c.status != UNCHANGED])
         out += container.notes
         if container.mount is not None:
             init_link = container.init.link_id if container.init is not None else None

@@ -142,9 +142,13 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
         if step.link_id:
             links[step.link_id] = index
     budget = Budget()
-    walk.files = analyse([read_layer(layer.diff_dir, budget) for layer in walk.layers])
+    image_files = [read_layer(layer.diff_dir, budget) for layer in walk.layers]
+    walk.files = analyse(image_files)
     walk.userxattr = rootless(walk.files)
     walk.containers = containers_of(store, image_id, walk.userxattr)
+    for container in walk.containers:
+        own = [read_layer(diff, budget) for diff in container.diff_dirs()]
+        container.files[:] = analyse(image_files + own).layers[len(image_files):]
     top = walk.layers[-1] if walk.layers else None
     if top is not None and top.link_id and top.overlay_dir is not None:
         home = str(store.layout.overlay2)

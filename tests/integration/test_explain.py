@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import escape
 import os
 import re
 import subprocess
@@ -344,3 +345,32 @@ def test_links_and_ids_aimed_out_of_the_root_are_never_followed(root: Path, push
     assert result.returncode == 0 and "decoy" not in result.stdout and "/etc/motd" in result.stdout
     assert snapshot(canary) == before
     record("explain tampered root", cases=5, canary_entries_listed=0, outside_changes=len(changes(before, snapshot(canary))))
+
+
+def test_containers_show_their_layers_records_config_and_mount(taught_root: Path, taught: PushedImage, tmp_path: Path) -> None:
+    root = copy_root(taught_root, tmp_path / "with-container")
+    created = emustore("create", "--root", str(root), "--name", "web", taught.reference)
+    assert created.returncode == 0, created.stderr
+    cid = created.stdout.strip()
+    mount = DockerStore(root).layers.read_mount(cid)
+    assert mount.mount_id and mount.init_id == mount.mount_id + "-init"
+    home = root.absolute() / "overlay2"
+    init_link = (home / mount.init_id / "link").read_text()
+    text = emustore("explain", taught.reference, "--root", str(root)).stdout
+    section = text.split(f"Container {cid[:12]} /web\n")[1]
+    lower = (home / mount.mount_id / "lower").read_text()
+    assert lower.startswith(f"l/{init_link}:")
+    options, _ = expected_mount(root, taught)
+    options = options.replace("<INIT-LINK>", init_link).replace("<CONTAINER-LAYER-ID>", mount.mount_id)
+    for fact in (f"mount-id  {mount.mount_id}  -> the writable layer's overlay2 dir", f"init-id   {mount.init_id}",
+                 f"parent    {chain_ids(list(taught.diff_ids))[-1]}  = the image's top chain id",
+                 f"init      overlay2/{mount.init_id}/  link l/{init_link}", f"layer     overlay2/{mount.mount_id}/",
+                 f"lower {lower}", "config.v2.json (", "hostconfig.json (", f"     {options}\n",
+                 f"{home}/l/{init_link}  (the container's init layer)", "   rw diff   0 entries\n",
+                 "init diff 12 entries: 11 added, 1 unchanged", "added     -rwxr-xr-x 0:0                  0  /etc/hosts"):
+        assert fact in section, f"{fact!r} not in:\n{section}"
+    page = tmp_path / "c.html"
+    assert emustore("explain", taught.reference, "--root", str(root), "--html", str(page)).returncode == 0
+    html = page.read_text()
+    box = html.split(f'<article class="box" id="container-{cid}">')[1].split("</article>")[0]
+    assert f"{mount.mount_id}" in box and escape(options) in box and '<tr data-path="/.dockerenv">' in box
