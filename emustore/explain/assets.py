@@ -16,6 +16,8 @@ nav a{margin-right:14px} #search{font:inherit;padding:3px 8px;width:22em;border:
 p.lead{color:#4a5263;margin:0 0 8px}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
 pre{background:#f6f7f9;border:1px solid #dde1e7;border-radius:6px;padding:10px 12px;overflow-x:auto}
+pre.wrap{white-space:pre-wrap;word-break:break-all} h4{font-size:14px;margin:12px 0 4px}
+table.changes th{text-align:left;font-weight:600;color:#4a5263;padding:2px 8px}
 svg{border:1px solid #dde1e7;border-radius:8px;background:#fcfcfd;max-width:100%;height:auto}
 svg text{font-family:ui-monospace,monospace;font-size:12px;fill:#1d2330}
 svg text.kind{font-family:system-ui,sans-serif;font-weight:600;font-size:13px}
@@ -39,7 +41,8 @@ table.changes td.hides{color:#5b6475}
 .st-unchanged{background:#eef0f3;color:#5b6475}
 .tree{font-family:ui-monospace,monospace;font-size:13px;margin:6px 0}
 .tree details>div,.tree details>details{margin-left:18px}
-.tree summary{cursor:pointer} .row{white-space:pre} .row .mode{color:#5b6475}
+.tree summary{cursor:pointer} .row{white-space:pre} .row .mode{color:#5b6475;margin-left:8px}
+.row .name{display:inline-block;min-width:28ch;margin-right:8px} .row .name.dir{font-weight:600}
 .row .size{display:inline-block;min-width:8ch;text-align:right;color:#5b6475}
 .row .hid{color:#a61b1b} .hit{background:#fff3b0}
 #search-results{font-size:14px;margin:8px 0;padding:0;list-style:none;max-height:40vh;overflow:auto} #search-results li{margin:2px 0}
@@ -102,17 +105,18 @@ SCRIPT = r"""
     return this.paths[i];
   };
   Listing.prototype.row = function (i) {
-    var e = this.entries[i], r = el("span", "row");
+    var e = this.entries[i], r = el("span", "row"), dir = (e[2] & 0xF000) === 0x4000;
     r.dataset.path = this.path(i);
+    r.appendChild(el("span", dir ? "name dir" : "name", e[1] + (dir ? "/" : "") + (e[8] ? " -> " + e[8] : "") + (e[9] ? "  (" + e[9] + ")" : "")));
+    r.appendChild(document.createTextNode(" "));
     if (this.layerOf) r.appendChild(layerLink(this.layerOf[i]));
     else r.appendChild(el("span", "st st-" + STATUS[e[6]], STATUS[e[6]]));
     r.appendChild(document.createTextNode(" "));
     r.appendChild(el("span", "mode", filemode(e[2]) + " " + e[3] + ":" + e[4]));
     r.appendChild(document.createTextNode(" "));
     r.appendChild(el("span", "size", String(e[5])));
-    r.appendChild(document.createTextNode("  " + e[1] + (e[8] ? " -> " + e[8] : "") + (e[9] ? "  (" + e[9] + ")" : "")));
     if (!this.layerOf && e[7] >= 0) {
-      var h = el("span", "hid", "  hidden by ");
+      var h = el("span", "hid", " hidden by ");
       h.appendChild(layerLink(e[7]));
       r.appendChild(h);
     }

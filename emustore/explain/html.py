@@ -18,7 +18,8 @@ from emustore.explain.assets import SCRIPT, STYLE
 from emustore.explain.changes import ADDED, UNCHANGED, Change, ImageFiles, LayerChanges
 from emustore.explain.diagram import diagram
 from emustore.explain.listing import describe, merged_line, size_field
-from emustore.explain.text import mount_lines, render_text, share
+from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount
+from emustore.explain.text import LOWERDIR_NOTE, mount_length_note, mount_parts, render_text, share
 from emustore.explain.tree import FileEntry
 from emustore.explain.walk import Walk
 
@@ -169,11 +170,28 @@ def _mount(walk: Walk) -> str:
         '<section id="mount"><h2>How dockerd mounts a container of this image</h2>'
         '<p>A container gets two overlay2 dirs of its own: <code>&lt;ID&gt;-init</code> (the files dockerd adds: '
         "/etc/hosts, /etc/resolv.conf, /.dockerenv…) on the image's top layer, and <code>&lt;ID&gt;</code>, its "
-        "writable layer. dockerd mounts overlay with these options (<code>l/</code> links in <code>lower</code> order, "
-        'topmost first):</p><pre id="mount-options">%s</pre>'
-        '<pre class="explained">%s</pre>'
-        '<p>To look at the image read-only (as root; <code>umount</code> when done):</p><pre id="look-command">%s</pre></section>'
-        % (escape(walk.mount.options), escape("\n".join(line[3:] for line in mount_lines(walk, walk.mount))), escape(walk.look or ""))
+        "writable layer, whose <code>lower</code> file is <code>%s</code>. dockerd mounts overlay on "
+        "<code>%s</code> with the options:</p>%s"
+        '<p>To look at the image read-only (as root; <code>umount</code> when done):</p><pre id="look-command" class="wrap">%s</pre></section>'
+        % (escape(walk.mount.lower), escape(walk.mount.target), _mount_table(walk, walk.mount, 'id="mount-options"'),
+           escape(walk.look or ""))
+    )
+
+
+def _mount_table(walk: Walk, mount: OverlayMount, attributes: str, init_link: str = LINK_ID_PLACEHOLDER) -> str:
+    """The options as dockerd passes them, then one row per option (lowerdir: per layer), then the command."""
+    rows = []
+    for part in mount_parts(walk, mount, init_link):
+        meaning = escape(part.meaning)
+        if part.layer is not None:
+            meaning = '<a href="#layer-%d">%s</a>' % (part.layer, meaning)
+        rows.append("<tr><td><code>%s</code></td><td><code>%s</code></td><td>%s</td></tr>"
+                    % (escape(part.option), escape(part.value), meaning))
+    return (
+        '<pre %s class="wrap">%s</pre><table class="changes mount"><thead><tr><th>option</th><th>value</th>'
+        "<th>what it is (%s for lowerdir)</th></tr></thead><tbody>%s</tbody></table>"
+        '<p class="note">%s. As a command:</p><pre class="wrap">%s</pre>'
+        % (attributes, escape(mount.options), LOWERDIR_NOTE, "".join(rows), escape(mount_length_note(mount)), escape(mount.command()))
     )
 
 
@@ -201,10 +219,10 @@ def _containers(walk: Walk) -> str:
         for label, changes in zip(("Its init layer (what dockerd adds)", "Its read-write layer (what the container changed)"), container.files):
             parts.append("<h4>%s</h4>%s" % (label, _changes(changes, everything=True)))
         if container.mount is not None:
-            init_link = container.init.link_id if container.init and container.init.link_id else ""
-            lines = mount_lines(walk, container.mount, init_link)
-            parts.append('<pre class="container-mount">%s</pre>' % escape("\n".join(line[3:] for line in lines)))
-            parts.append("<p>Its files, read-only (as root):</p><pre>%s</pre>" % escape(container.look or ""))
+            init_link = container.init.link_id if container.init and container.init.link_id else LINK_ID_PLACEHOLDER
+            parts.append("<h4>Its mount, on <code>%s</code></h4>" % escape(container.mount.target))
+            parts.append(_mount_table(walk, container.mount, 'data-container="%s"' % escape(container.id), init_link))
+            parts.append('<p>Its files, read-only (as root):</p><pre class="wrap">%s</pre>' % escape(container.look or ""))
         parts.append("</article>")
     return "\n".join(parts + ["</section>"])
 

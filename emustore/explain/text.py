@@ -5,6 +5,8 @@ Stable enough to diff: entries sorted by path, no clock time, nothing but what t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from emustore.digest import short_id
 from emustore.errors import UsageError
 from emustore.explain.changes import ADDED, UNCHANGED, Change, LayerChanges
@@ -13,6 +15,7 @@ from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount, page_size
 from emustore.explain.walk import LayerStep, Walk
 
 MISSING = "(missing)"
+LOWERDIR_NOTE = "read-only layers, topmost first"
 
 
 def render_text(walk: Walk, files: bool = False) -> str:
@@ -186,39 +189,64 @@ def _mount(walk: Walk) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class MountPart:
+    """One option of the mount (or one lowerdir element) and what it means."""
+
+    option: str
+    value: str
+    meaning: str
+    layer: int | None = None  # the image layer a lowerdir element is
+
+
+def mount_parts(walk: Walk, mount: OverlayMount, init_link: str = LINK_ID_PLACEHOLDER) -> list[MountPart]:
+    """The options dockerd passes, one by one, lowerdir element by element, with their meaning."""
+    layers = {layer.link_id: layer.index for layer in walk.layers if layer.link_id}
+    top = len(walk.layers) - 1
+    parts = []
+    if mount.index_off:
+        parts.append(MountPart("index=off", "", "this kernel's overlay module has an index parameter: dockerd turns it off"))
+    if mount.userxattr:
+        parts.append(MountPart("userxattr", "", "a rootless daemon: overlayfs keeps its marks in user.overlay.* xattrs"))
+    for element in mount.lowerdirs():
+        name = element.rsplit("/", 1)[-1]
+        index = layers.get(name)
+        if index is not None:
+            meaning = "layer %d%s" % (index, ", the top" if index == top else "")
+        elif name == init_link:
+            meaning = "the container's init layer"
+        else:
+            meaning = "its own diff (committed, so mounted read-only)" if element.endswith("/diff") else "not a layer of this image"
+        parts.append(MountPart("lowerdir", element, meaning, index))
+    if not mount.readonly:
+        parts.append(MountPart("upperdir", mount.dir_id + "/diff", "where the container's writes go"))
+        parts.append(MountPart("workdir", mount.dir_id + "/work", "overlayfs's scratch dir, on the same file system"))
+    return parts
+
+
+def mount_length_note(mount: OverlayMount) -> str:
+    if mount.relative:
+        return ("%d bytes with absolute paths is over a page (%d) minus one: dockerd uses paths relative to overlay2/ "
+                "and mounts from a child that chdirs there" % (mount.absolute_length, page_size()))
+    return "%d bytes, under a page minus one: absolute paths, no chdir" % mount.absolute_length
+
+
 def mount_lines(walk: Walk, mount: OverlayMount, init_link: str = LINK_ID_PLACEHOLDER) -> list[str]:
     """The mount dockerd performs and what each option means."""
-    owners = lower_owners(walk, init_link)
     out = [
         "   dockerd mounts %s (type overlay) with the options:" % mount.target,
         "     %s" % mount.options,
     ]
-    if mount.index_off:
-        out.append("     index=off   this kernel's overlay module has an index parameter: dockerd turns it off")
-    if mount.userxattr:
-        out.append("     userxattr   a rootless daemon: overlayfs keeps its marks in user.overlay.* xattrs")
-    out.append("     lowerdir    read-only layers, topmost first:" + (" the layer itself (committed)," if mount.readonly else ""))
-    for element in mount.lowerdirs():
-        owner = owners.get(element.rsplit("/", 1)[-1], "its own diff" if element.endswith("/diff") else "")
-        out.append("       %s%s" % (element, "  (%s)" % owner if owner else ""))
-    if not mount.readonly:
-        out.append("     upperdir    %s/diff: where the container's writes go" % mount.dir_id)
-        out.append("     workdir     %s/work: overlayfs's scratch dir on the same file system" % mount.dir_id)
-    if mount.relative:
-        out.append("   %d bytes with absolute paths is over a page (%d) minus one: dockerd uses paths relative"
-                   % (mount.absolute_length, page_size()) + " to overlay2/ and mounts from a child that chdirs there:")
-    else:
-        out.append("   %d bytes, under a page minus one: absolute paths (no chdir needed). As a command:" % mount.absolute_length)
+    for part in mount_parts(walk, mount, init_link):
+        if part.option != "lowerdir":
+            out.append("     %-11s %s%s" % (part.option, part.value + ": " if part.value else "", part.meaning))
+            continue
+        if not out[-1].startswith("       "):
+            out.append("     lowerdir    %s:" % LOWERDIR_NOTE)
+        out.append("       %s  (%s)" % (part.value, part.meaning))
+    out.append("   %s. As a command:" % mount_length_note(mount))
     out.append("     %s" % mount.command())
     return out
-
-
-def lower_owners(walk: Walk, init_link: str) -> dict[str, str]:
-    """Link id -> what it stands for in a container's mount."""
-    owners = {layer.link_id: "layer %d%s" % (layer.index, ", the top" if layer.index == len(walk.layers) - 1 else "")
-              for layer in walk.layers if layer.link_id}
-    owners[init_link] = "the container's init layer"
-    return owners
 
 
 def _merged(walk: Walk) -> list[str]:

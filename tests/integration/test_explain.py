@@ -249,7 +249,7 @@ def test_page_search_and_trees_with_javascript(taught_root: Path, taught: Pushed
     gone = element_texts(dump_dom(page, "search=w/gone"), "data-path", "/w/gone")
     assert gone[0] == "/w/gone: not in the merged view — layer 2 added, layer 3 deleted (whiteout)", gone
     dom = dump_dom(page, "path=/w/opq1/new")
-    assert element_texts(dom, "class", "hit") == ["layer 3 -rw-r--r-- 0:0 4  new"]
+    assert element_texts(dom, "class", "hit") == ["new layer 3 -rw-r--r-- 0:0 4"]
     assert 'data-path="/w/opq1/old"' not in dom, "the merged tree shows a file the opaque dir hides"
     assert len(element_texts(dom, "class", "row")) < 20, "the trees must be built lazily"
 
