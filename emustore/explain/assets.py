@@ -17,7 +17,7 @@ p.lead{color:#4a5263;margin:0 0 8px}
 pre,code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
 pre{background:#f6f7f9;border:1px solid #dde1e7;border-radius:6px;padding:10px 12px;overflow-x:auto}
 pre.wrap{white-space:pre-wrap;word-break:break-all} h4{font-size:14px;margin:12px 0 4px}
-table.changes th{text-align:left;font-weight:600;color:#4a5263;padding:2px 8px}
+table.mount code{word-break:break-all} table.changes th{text-align:left;font-weight:600;color:#4a5263;padding:2px 8px}
 svg{border:1px solid #dde1e7;border-radius:8px;background:#fcfcfd;max-width:100%;height:auto}
 svg text{font-family:ui-monospace,monospace;font-size:12px;fill:#1d2330}
 svg text.kind{font-family:system-ui,sans-serif;font-weight:600;font-size:13px}
