@@ -19,7 +19,7 @@ from emustore.explain.changes import ADDED, UNCHANGED, Change, ImageFiles, Layer
 from emustore.explain.diagram import diagram
 from emustore.explain.listing import describe, merged_line, size_field
 from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount
-from emustore.explain.text import LOWERDIR_NOTE, mount_length_note, mount_parts, render_text, share
+from emustore.explain.text import LOWERDIR_NOTE, layer_lines, mount_length_note, mount_parts, render_text, share
 from emustore.explain.tree import FileEntry
 from emustore.explain.walk import Walk
 
@@ -102,6 +102,8 @@ def _layers(walk: Walk) -> str:
             _id("link (l/ symlink)", layer.link_id),
             "<dt>lower</dt><dd>%s</dd>" % (lower or "none: nothing below"),
             "</dl>",
+            "<details><summary>Its files in the store, as they are</summary><pre>%s</pre></details>"
+            % escape("\n".join(line[3:] for line in layer_lines(walk, layer)[1:]).strip("\n")),
         ]
         if changes is not None:
             parts.append(_changes(changes))

@@ -42,11 +42,13 @@ def _shown(value: str | None) -> str:
 
 def _lines(walk: Walk, files: bool) -> list[str]:
     out = ["Data root: %s" % walk.root, "Paths below are relative to it.", ""]
+    if walk.engine_id:
+        out[1:1] = ["engine-id %s: written by Docker 26 and 28 at start (20.10 has none); the image store is the same" % walk.engine_id]
     out += _reference(walk)
     out += _image(walk)
     out += _chains(walk)
     for layer in walk.layers:
-        out += _layer(walk, layer)
+        out += layer_lines(walk, layer)
         if walk.files is not None:
             out += _layer_files(walk, walk.files.layers[layer.index], files)
     out += _mount(walk)
@@ -133,7 +135,7 @@ def _chains(walk: Walk) -> list[str]:
     return out + [""]
 
 
-def _layer(walk: Walk, layer: LayerStep) -> list[str]:
+def layer_lines(walk: Walk, layer: LayerStep) -> list[str]:
     n = layer.index
     out = [
         "%d. Layer %d%s" % (4 + n, n, " (base)" if n == 0 else " (top)" if n == len(walk.layers) - 1 else ""),

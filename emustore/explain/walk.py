@@ -95,6 +95,7 @@ class Walk:
     mount: OverlayMount | None = None  # what a new container of the image gets mounted
     look: str | None = None  # a command mounting the image read-only to look at it
     userxattr: bool = False  # opaque dirs marked user.overlay.opaque: a rootless daemon's mount
+    engine_id: str | None = None  # <root>/engine-id: Docker 26/28 write it at start, 20.10 does not
 
     @property
     def total_size(self) -> int:
@@ -133,6 +134,7 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
         config_sha256=Digest.of_bytes(data),
         created=config.created,
         diff_ids=config.diff_ids,
+        engine_id=(read_small(store.layout.root / "engine-id") or "").strip() or None,
     )
     chains = chain_ids(config.diff_ids)
     links: dict[str, int] = {}

@@ -94,6 +94,7 @@ def test_mount_options_and_merged_view_are_the_engines(
     cid, walk = run_and_explain(daemon, pushed, root)
     options = check_mount(daemon, cid, walk)
     assert not options.startswith("lowerdir=l/"), "short options use absolute paths"
+    assert walk.engine_id == (None if engine == "20.10" else (root / "engine-id").read_text().strip())
 
     exported = tarfile.open(fileobj=io.BytesIO(daemon.api("GET", f"/v1.41/containers/{cid}/export").content))
     seen = {}
