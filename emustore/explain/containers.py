@@ -7,7 +7,6 @@ read bounded and without following a link, and ids become paths only in the form
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 from emustore.digest import is_hex64
 from emustore.explain.changes import ImageFiles, LayerChanges
 from emustore.explain.mount import OverlayMount, container_mount, look_command
-from emustore.fsck.findings import Findings, is_real_dir, is_regular, listdir
+from emustore import safejson
+from emustore.fsck.findings import MAX_READ, Findings, is_real_dir, is_regular, listdir
 from emustore.stores.docker.store import DockerStore
 
 ROOTLESS_XATTR = "user.overlay.opaque"
@@ -24,6 +24,11 @@ ROOTLESS_XATTR = "user.overlay.opaque"
 def read_small(path: Path) -> str | None:
     """A metadata file's text: None when missing, a link, not a regular file, or oversized."""
     return Findings().read(path, required=False)
+
+
+def bounded(path: Path) -> bool:
+    """A regular file itself (not a link) of at most MAX_READ bytes: safe to hand to a store reader."""
+    return is_regular(path) and os.lstat(path).st_size <= MAX_READ
 
 
 def rootless(files: ImageFiles) -> bool:
@@ -80,7 +85,7 @@ def containers_of(store: DockerStore, image_id: str, userxattr: bool) -> list[Co
             continue
         config_path = base / entry / "config.v2.json"
         try:
-            doc = json.loads(read_small(config_path) or "")
+            doc = safejson.loads(read_small(config_path) or "")
         except ValueError:
             continue
         if not isinstance(doc, dict) or doc.get("Image") != image_id:

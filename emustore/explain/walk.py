@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emustore.digest import PREFIX, Digest, is_hex64
+from emustore.digest import PREFIX, Digest, hex_of, is_hex64
 from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.explain.changes import ImageFiles, analyse
-from emustore.explain.containers import ContainerStep, containers_of, read_small, rootless
+from emustore.explain.containers import ContainerStep, bounded, containers_of, read_small, rootless
 from emustore.explain.mount import OverlayMount, look_command, new_container_mount
 from emustore.explain.tree import Budget, read_layer
-from emustore.fsck.findings import is_real_dir, is_regular
+from emustore.fsck.findings import MAX_READ, is_real_dir, is_regular
 from emustore.imageconfig import parse_image_config
 from emustore.reference import parse_reference
 from emustore.stores.docker.layerdb import chain_ids
@@ -110,14 +110,16 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
     store = DockerStore(Path(root))
     if not store.layout.root.is_dir():
         raise StoreError("no data root at %s" % store.layout.root)
+    repositories = store.layout.repositories_json
+    if os.path.lexists(repositories) and not bounded(repositories):
+        raise StoreError("%s: not a regular file of at most %d bytes" % (repositories, MAX_READ))
     repos = store.references.load()
     repository, key, image_id = _resolve(store, repos, query)
     keys = sorted(k for refs in repos.values() for k, v in refs.items() if v == image_id and k != key)
     config_path = store.images.path(image_id)
-    text = read_small(config_path)
-    if text is None:
+    data = _config(store, image_id)
+    if data is None:
         raise StoreError("%s: unreadable" % config_path)
-    data = text.encode("utf-8", "surrogateescape")
     try:
         config = parse_image_config(data)
     except EmustoreError as exc:
@@ -167,14 +169,14 @@ def _resolve(store: DockerStore, repos: dict[str, dict[str, str]], query: str) -
         key = lookup_key(ref)
         image_id = lookup(repos, ref)
         if image_id is not None:
-            if store.images.get(image_id) is None:
+            if _config(store, image_id) is None:
                 raise StoreError("%s points at %s, which is missing or does not verify" % (key, image_id))
             return ref.familiar_name, key, image_id
     if is_id:
         found = store.images.names_with_prefix(is_id.group(1))
         if len(found) > 1:
             raise StoreError("ambiguous image id prefix %s" % query)
-        if found and store.images.get(PREFIX + found[0]) is not None:
+        if found and _config(store, PREFIX + found[0]) is not None:
             return None, None, PREFIX + found[0]
     raise NoSuchImage(query)
 
@@ -207,8 +209,15 @@ def _layer(store: DockerStore, index: int, diff_id: str, chain_id: str, parent: 
     )
 
 
+def _config(store: DockerStore, image_id: str) -> bytes | None:
+    """The image config as ImageDB.get gives it (verified), when it is a bounded regular file."""
+    return store.images.get(image_id) if bounded(store.images.path(image_id)) else None
+
+
 def _v2metadata(store: DockerStore, diff_id: str) -> list[dict[str, str]]:
     seen: list[dict[str, str]] = []
+    if not bounded(store.layout.v2metadata_by_diffid / hex_of(diff_id)):
+        return seen
     for entry in store.distribution.v2metadata(diff_id):
         if isinstance(entry, dict) and entry.get("Digest") not in [e.get("Digest") for e in seen]:
             seen.append(entry)

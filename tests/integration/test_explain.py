@@ -343,8 +343,18 @@ def test_links_and_ids_aimed_out_of_the_root_are_never_followed(root: Path, push
     assert (container.id, container.upper, container.init, container.mount) == (cid2, None, None, None)
     result = emustore("explain", pushed.reference, "--root", str(broken), "--merged")
     assert result.returncode == 0 and "decoy" not in result.stdout and "/etc/motd" in result.stdout
+    config = store.images.path(pushed.image_id)
+    config.unlink()
+    config.symlink_to("/dev/zero")  # case 6: an endless config, never read
+    by_link = emustore("explain", pushed.reference, "--root", str(broken))
+    assert (by_link.returncode, by_link.stderr.count("\n")) == (1, 1) and "does not verify" in by_link.stderr, by_link.stderr
+    index = broken / "image" / "overlay2" / "repositories.json"
+    index.rename(tmp_path / "repositories.json")
+    index.symlink_to(tmp_path / "repositories.json")  # case 7: the index a link (outside the root)
+    linked = emustore("explain", pushed.reference, "--root", str(broken))
+    assert (linked.returncode, linked.stdout) == (1, "") and "not a regular file" in linked.stderr, linked.stderr
     assert snapshot(canary) == before
-    record("explain tampered root", cases=5, canary_entries_listed=0, outside_changes=len(changes(before, snapshot(canary))))
+    record("explain tampered root", cases=7, canary_entries_listed=0, outside_changes=len(changes(before, snapshot(canary))))
 
 
 def test_containers_show_their_layers_records_config_and_mount(taught_root: Path, taught: PushedImage, tmp_path: Path) -> None:
