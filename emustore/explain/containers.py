@@ -13,7 +13,7 @@ from pathlib import Path
 
 from emustore.digest import is_hex64
 from emustore.explain.changes import ImageFiles, LayerChanges
-from emustore.explain.mount import OverlayMount, container_mount, look_command
+from emustore.explain.mount import LookMount, OverlayMount, container_mount
 from emustore import safejson
 from emustore.fsck.findings import MAX_READ, Findings, is_real_dir, is_regular, listdir
 from emustore.stores.docker.store import DockerStore
@@ -61,7 +61,7 @@ class ContainerStep:
     init: ContainerLayer | None  # from init-id
     upper: ContainerLayer | None  # from mount-id
     mount: OverlayMount | None = None
-    look: str | None = None
+    look: LookMount | None = None
     notes: list[str] = field(default_factory=list)
     files: list[LayerChanges] = field(default_factory=list)  # init, then read-write layer, against the image
 
@@ -106,7 +106,7 @@ def _container(store: DockerStore, entry: str, doc: dict[str, object], config_pa
     notes = []
     if upper is not None:
         mount = container_mount(home, mount_id, upper.lower, upper.committed, userxattr)
-        look = look_command(home, mount_id + "/diff", upper.lower, userxattr)
+        look = LookMount(home, mount_id + "/diff", upper.lower, userxattr)
     else:
         notes.append("mount-id does not name a container layer dir: no mount")
     return ContainerStep(

@@ -176,7 +176,7 @@ def _mount(walk: Walk) -> str:
         "<code>%s</code> with the options:</p>%s"
         '<p>To look at the image read-only (as root; <code>umount</code> when done):</p><pre id="look-command" class="wrap">%s</pre></section>'
         % (escape(walk.mount.lower), escape(walk.mount.target), _mount_table(walk, walk.mount, 'id="mount-options"'),
-           escape(walk.look or ""))
+           escape(walk.look.command() if walk.look else ""))
     )
 
 
@@ -224,7 +224,7 @@ def _containers(walk: Walk) -> str:
             init_link = container.init.link_id if container.init and container.init.link_id else LINK_ID_PLACEHOLDER
             parts.append("<h4>Its mount, on <code>%s</code></h4>" % escape(container.mount.target))
             parts.append(_mount_table(walk, container.mount, 'data-container="%s"' % escape(container.id), init_link))
-            parts.append('<p>Its files, read-only (as root):</p><pre class="wrap">%s</pre>' % escape(container.look or ""))
+            parts.append('<p>Its files, read-only (as root):</p><pre class="wrap">%s</pre>' % escape(container.look.command() if container.look else ""))
         parts.append("</article>")
     return "\n".join(parts + ["</section>"])
 

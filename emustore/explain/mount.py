@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+
+from emustore.errors import EmustoreError, UsageError
+from emustore.fsck.findings import is_real_dir
 
 INDEX_PARAMETER = "/sys/module/overlay/parameters/index"
 LINK_ID_PLACEHOLDER = "<INIT-LINK>"
@@ -95,16 +100,48 @@ def new_container_mount(home: str, top_link: str, top_lower: str | None, userxat
     return OverlayMount(home, ID_PLACEHOLDER, lower, False, real.index_off, userxattr, real.absolute_length)
 
 
-def look_command(home: str, top_diff: str, lower: str | None, userxattr: bool, target: str = LOOK_DIR) -> str:
-    """A read-only mount of the stack whose top is `top_diff` (a dir under `home`) with the `lower`
-    links below it, for a reader (root) to look at; a bind mount when there is nothing below."""
-    quoted = shlex.quote(target)
-    if not lower:
-        return "mkdir -p %s && mount --bind -o ro %s %s" % (quoted, shlex.quote(posixpath.join(home, top_diff)), quoted)
-    prefix = "ro," + ("userxattr," if userxattr else "")
-    absolute = [posixpath.join(home, top_diff)] + [posixpath.join(home, e) for e in lower.split(":")]
-    options = prefix + "lowerdir=" + ":".join(absolute)
-    if len(options) <= page_size() - 1:
-        return "mkdir -p %s && mount -t overlay overlay -o %s %s" % (quoted, shlex.quote(options), quoted)
-    options = prefix + "lowerdir=" + ":".join([top_diff, lower])
-    return "mkdir -p %s && cd %s && mount -t overlay overlay -o %s %s" % (quoted, shlex.quote(home), shlex.quote(options), quoted)
+@dataclass(frozen=True)
+class LookMount:
+    """A read-only mount of the diff `top_diff` (relative to `home`) over the `lower` links, for a
+    reader (root) to look at; a bind mount when nothing is below."""
+
+    home: str
+    top_diff: str
+    lower: str | None
+    userxattr: bool
+
+    def _options(self, relative: bool) -> str:
+        prefix = "ro," + ("userxattr," if self.userxattr else "")
+        if relative:
+            return prefix + "lowerdir=" + ":".join([self.top_diff, self.lower or ""])
+        elements = [self.top_diff] + (self.lower or "").split(":")
+        return prefix + "lowerdir=" + ":".join(posixpath.join(self.home, e) for e in elements)
+
+    @property
+    def relative(self) -> bool:
+        return bool(self.lower) and len(self._options(False)) > page_size() - 1
+
+    def argv(self, target: str) -> list[str]:
+        if not self.lower:
+            return ["mount", "--bind", "-o", "ro", posixpath.join(self.home, self.top_diff), target]
+        return ["mount", "-t", "overlay", "overlay", "-o", self._options(self.relative), target]
+
+    def command(self, target: str = LOOK_DIR) -> str:
+        """The shell line: make the dir, (cd overlay2/ when the options are long,) mount."""
+        line = " ".join(shlex.quote(arg) for arg in self.argv(target))
+        cd = "cd %s && " % shlex.quote(self.home) if self.relative else ""
+        return "mkdir -p %s && %s%s" % (shlex.quote(target), cd, line)
+
+    def run(self, target: Path) -> None:
+        """Mount it at `target`, an empty directory (root only); one-line errors."""
+        if os.geteuid() != 0:
+            raise UsageError("--mount needs root (it mounts overlay read-only)")
+        if not is_real_dir(target) or os.listdir(target):
+            raise UsageError("--mount %s: not an empty directory" % target)
+        try:
+            result = subprocess.run(self.argv(str(target.absolute())), cwd=self.home if self.relative else None,
+                                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EmustoreError("mount: %s" % exc) from None
+        if result.returncode != 0:
+            raise EmustoreError("mount failed: %s" % " ".join(result.stderr.split()))

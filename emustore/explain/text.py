@@ -186,7 +186,7 @@ def _mount(walk: Walk) -> list[str]:
         "     %s" % walk.mount.lower,
     ] + mount_lines(walk, walk.mount) + [
         "   To look at the image read-only (as root; umount when done):",
-        "     %s" % walk.look,
+        "     %s" % (walk.look.command() if walk.look else MISSING),
         "",
     ]
 
@@ -292,5 +292,5 @@ def _containers(walk: Walk) -> list[str]:
         if container.mount is not None:
             init_link = container.init.link_id if container.init is not None else None
             out += mount_lines(walk, container.mount, init_link or LINK_ID_PLACEHOLDER)
-            out += ["   To look at the container's files read-only (as root):", "     %s" % container.look]
+            out += ["   To look at the container's files read-only (as root):", "     %s" % (container.look.command() if container.look else MISSING)]
     return out

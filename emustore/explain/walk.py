@@ -19,7 +19,7 @@ from emustore.digest import PREFIX, Digest, hex_of, is_hex64
 from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.explain.changes import ImageFiles, analyse
 from emustore.explain.containers import ContainerStep, bounded, containers_of, read_small, rootless
-from emustore.explain.mount import OverlayMount, look_command, new_container_mount
+from emustore.explain.mount import LookMount, OverlayMount, new_container_mount
 from emustore.explain.tree import Budget, read_layer
 from emustore.fsck.findings import MAX_READ, is_real_dir, is_regular
 from emustore.imageconfig import parse_image_config
@@ -93,7 +93,7 @@ class Walk:
     containers: list[ContainerStep] = field(default_factory=list)
     files: ImageFiles | None = None
     mount: OverlayMount | None = None  # what a new container of the image gets mounted
-    look: str | None = None  # a command mounting the image read-only to look at it
+    look: LookMount | None = None  # the image mounted read-only to look at it
     userxattr: bool = False  # opaque dirs marked user.overlay.opaque: a rootless daemon's mount
     engine_id: str | None = None  # <root>/engine-id: Docker 26/28 write it at start, 20.10 does not
 
@@ -157,7 +157,7 @@ def explain(root: str | os.PathLike[str], query: str) -> Walk:
     if top is not None and top.link_id and top.overlay_dir is not None:
         home = str(store.layout.overlay2)
         walk.mount = new_container_mount(home, top.link_id, top.lower_text, walk.userxattr)
-        walk.look = look_command(home, top.overlay_dir.name + "/diff", top.lower_text, walk.userxattr)
+        walk.look = LookMount(home, top.overlay_dir.name + "/diff", top.lower_text, walk.userxattr)
     return walk
 
 

@@ -6,6 +6,7 @@ import json
 from html import escape
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -384,3 +385,30 @@ def test_containers_show_their_layers_records_config_and_mount(taught_root: Path
     html = page.read_text()
     box = html.split(f'<article class="box" id="container-{cid}">')[1].split("</article>")[0]
     assert f"{mount.mount_id}" in box and escape(options) in box and '<tr data-path="/.dockerenv">' in box
+
+
+def test_mount_shows_what_the_merged_view_says(taught_root: Path, taught: PushedImage, scratch: Path) -> None:
+    """The kernel's overlayfs, mounted by --mount from the root's l/ links, lists exactly the merged view."""
+    target = scratch / "look"
+    target.mkdir()
+    (target / "busy").write_text("")
+    busy = emustore("explain", taught.reference, "--root", str(taught_root), "--mount", str(target))
+    assert (busy.returncode, busy.stderr) == (125, f"emustore: --mount {target}: not an empty directory\n"), busy.stderr
+    (target / "busy").unlink()
+    result = emustore("explain", taught.reference, "--root", str(taught_root), "--mount", str(target))
+    assert result.returncode == 0, result.stderr
+    try:
+        seen = {}
+        for dirpath, dirnames, filenames in os.walk(target):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                st = path.lstat()
+                seen["/" + str(path.relative_to(target))] = (stat.S_IFMT(st.st_mode), st.st_mode & 0o7777, st.st_size if stat.S_ISREG(st.st_mode) else 0)
+        with pytest.raises(OSError):
+            (target / "w" / "new-file").write_text("read-only")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    walk = Store(taught_root).explain(taught.reference)
+    assert walk.files is not None
+    ours = {m.entry.path: (stat.S_IFMT(m.entry.mode), m.entry.mode & 0o7777, m.entry.counted_size) for m in walk.files.merged}
+    assert seen == ours

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from emustore.explain.mount import OverlayMount, look_command, new_container_mount
+from emustore.explain.mount import LookMount, OverlayMount, new_container_mount
 
 HOME = "/var/lib/docker/overlay2"
 LINKS = ["l/" + chr(65 + n % 26) * 26 for n in range(100)]
@@ -48,8 +48,8 @@ def test_a_new_container_is_judged_with_real_id_lengths() -> None:
 
 
 def test_look_commands() -> None:
-    assert look_command(HOME, "top/diff", None, False) == f"mkdir -p /mnt/emustore-look && mount --bind -o ro {HOME}/top/diff /mnt/emustore-look"
-    assert look_command(HOME, "top/diff", LINKS[0], True) == (
+    assert LookMount(HOME, "top/diff", None, False).command() == f"mkdir -p /mnt/emustore-look && mount --bind -o ro {HOME}/top/diff /mnt/emustore-look"
+    assert LookMount(HOME, "top/diff", LINKS[0], True).command() == (
         f"mkdir -p /mnt/emustore-look && mount -t overlay overlay -o ro,userxattr,lowerdir={HOME}/top/diff:{HOME}/{LINKS[0]} /mnt/emustore-look")
-    long = look_command(HOME, "top/diff", ":".join(LINKS), False)
+    long = LookMount(HOME, "top/diff", ":".join(LINKS), False).command()
     assert long == f"mkdir -p /mnt/emustore-look && cd {HOME} && mount -t overlay overlay -o ro,lowerdir=top/diff:{':'.join(LINKS)} /mnt/emustore-look"
