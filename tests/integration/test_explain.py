@@ -16,7 +16,7 @@ import pytest
 
 from emustore.api import Store
 from emustore.explain.html import render_html
-from emustore.pull import pull
+from emustore.pull import PullOptions, pull
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.store import DockerStore
 from tests.integration.test_fsck import copy_root, fsck_image
@@ -412,3 +412,15 @@ def test_mount_shows_what_the_merged_view_says(taught_root: Path, taught: Pushed
     assert walk.files is not None
     ours = {m.entry.path: (stat.S_IFMT(m.entry.mode), m.entry.mode & 0o7777, m.entry.counted_size) for m in walk.files.merged}
     assert seen == ours
+
+
+def test_a_rootless_root_marks_opaque_dirs_in_user_xattrs_and_mounts_with_userxattr(taught: PushedImage, tmp_path: Path) -> None:
+    root = tmp_path / "rootless"
+    pull(taught.reference, root, options=PullOptions(rootless=True))
+    text = emustore("explain", taught.reference, "--root", str(root)).stdout
+    assert "opaque    drwxr-xr-x 0:0                  0  /w/opq1  (opaque: user.overlay.opaque=y)" in text
+    assert "hides layer 2: -rw-r--r-- 0:0                  4  /w/opq1/old" in text
+    options, look = expected_mount(root, taught)
+    index = "index=off," if options.startswith("index=off,") else ""
+    assert f"     {index}userxattr,{options.removeprefix(index)}\n" in text
+    assert f"mount -t overlay overlay -o ro,userxattr,{look.removeprefix('ro,')} /mnt/emustore-look" in text
