@@ -25,8 +25,7 @@ def render_text(walk: Walk, files: bool = False) -> str:
 
 def render_merged(walk: Walk, path: str = "/") -> str:
     """The merged view (at `path` and below), one entry a line with the layer it comes from."""
-    assert walk.files is not None
-    entries = walk.files.merged_under(path)
+    entries = walk.files.merged_under(path) if walk.files is not None else []
     if not entries and path.strip("/"):
         raise UsageError("%s: not in the merged view of %s" % (path, walk.query))
     return "".join(merged_line(entry) + "\n" for entry in entries)
