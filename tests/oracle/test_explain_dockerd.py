@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -128,4 +129,13 @@ def test_long_mount_options_use_relative_links_as_dockerd_does(
     assert walk.mount is not None and walk.mount.relative and walk.mount.absolute_length > os.sysconf("SC_PAGE_SIZE") - 1
     options = check_mount(daemon, cid, walk)
     assert options.startswith("index=off,lowerdir=l/" if "index=off" in options else "lowerdir=l/")
-    assert walk.look is not None and walk.look.startswith(f"mkdir -p /mnt/emustore-look && cd {root / 'overlay2'} && mount")
+    assert walk.look is not None and walk.look.command().startswith(f"mkdir -p /mnt/emustore-look && cd {root / 'overlay2'} && mount")
+    target = scratch / "look"
+    target.mkdir()
+    walk.look.run(target)  # the long read-only mount works too, from overlay2/ with relative links
+    try:
+        shown = sorted("/" + str(p.relative_to(target)) for p in target.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert walk.files is not None and shown == sorted(m.entry.path for m in walk.files.merged)
+    assert len(shown) == 1 + 1 + 5 + 1 + 56  # bin/, busybox, 5 applets, deep/ and its 56 files
