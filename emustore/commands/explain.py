@@ -17,7 +17,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = subparsers.add_parser("explain", help="show how an image is laid out on disk, step by step")
     p.add_argument("image", metavar="NAME[:TAG|@DIGEST]|ID")
     add_root_argument(p)
-    p.add_argument("--html", metavar="FILE", help="also write the walk as one self-contained HTML page with a diagram")
+    p.add_argument("--html", metavar="FILE", help="write the walk as one self-contained HTML page instead (diagram, layers, merged view, mount, containers)")
     p.add_argument("--files", action="store_true", help="list every entry of every layer, not only the changes")
     p.add_argument("--merged", metavar="PATH", nargs="?", const="/",
                    help="only list what a container of the image sees (at PATH and below), with each entry's layer")
