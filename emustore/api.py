@@ -144,7 +144,9 @@ class Store:
         return repair(self.root, force=force)
 
     def explain(self, reference: str) -> Walk:
-        """Every file from a reference down to the layers on disk (render with emustore.explain)."""
+        """Every file from a reference down to the layers on disk, what each layer changes, the merged
+        view, the overlay mount dockerd makes and the containers (render with emustore.explain.text
+        render_text / render_merged, or emustore.explain.html render_html)."""
         from emustore.explain.walk import explain
 
         return explain(self.root, reference)

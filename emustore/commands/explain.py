@@ -7,8 +7,9 @@ from pathlib import Path
 
 from emustore.commands import add_root_argument
 from emustore.api import Store
+from emustore.errors import UsageError
 from emustore.explain.html import render_html
-from emustore.explain.text import render_text
+from emustore.explain.text import render_merged, render_text
 from emustore.fsutil import atomic_write
 
 
@@ -16,16 +17,27 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = subparsers.add_parser("explain", help="show how an image is laid out on disk, step by step")
     p.add_argument("image", metavar="NAME[:TAG|@DIGEST]|ID")
     add_root_argument(p)
-    p.add_argument("--html", metavar="FILE", help="also write the walk as one self-contained HTML page with a diagram")
+    p.add_argument("--html", metavar="FILE", help="write the walk as one self-contained HTML page instead (diagram, layers, merged view, mount, containers)")
+    p.add_argument("--files", action="store_true", help="list every entry of every layer, not only the changes")
+    p.add_argument("--merged", metavar="PATH", nargs="?", const="/",
+                   help="only list what a container of the image sees (at PATH and below), with each entry's layer")
+    p.add_argument("--mount", metavar="DIR", help="mount the image read-only at DIR, an empty directory (root; umount DIR when done)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     walk = Store(args.root).explain(args.image)
-    if args.html:
+    if args.mount:
+        if walk.look is None:
+            raise UsageError("%s has no layer to mount" % args.image)
+        walk.look.run(Path(args.mount))
+        print("Mounted %s read-only at %s; umount %s when done" % (args.image, args.mount, args.mount))
+    elif args.html:
         target = Path(args.html)
         atomic_write(target, render_html(walk).encode("utf-8"), 0o644)
         print("Wrote %s" % target)
+    elif args.merged is not None:
+        print(render_merged(walk, args.merged), end="")
     else:
-        print(render_text(walk), end="")
+        print(render_text(walk, files=args.files), end="")
     return 0

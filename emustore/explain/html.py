@@ -1,147 +1,271 @@
-"""The explain walk as one self-contained HTML page: an inline SVG diagram, then the text steps."""
+"""The explain walk as one self-contained HTML page (no network, no external file).
+
+Readable without JavaScript: the diagram, the walk, each layer's box (ids, size and share,
+its changes to the layers below with the lower files they hide), the mount, the containers,
+and the merged view as one text listing (a single text node, however many files). Every id
+links to its box (#layer-N, #container-ID). With JavaScript, the file trees are built from one
+embedded JSON document, lazily: a directory's children are created when it is opened, so a
+30,000-file image costs the DOM only what the reader opens.
+"""
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 from emustore.digest import short_id
-from emustore.explain.text import render_text
-from emustore.explain.walk import LayerStep, Walk
+from emustore.explain.assets import SCRIPT, STYLE
+from emustore.explain.changes import ADDED, UNCHANGED, Change, ImageFiles, LayerChanges
+from emustore.explain.diagram import diagram
+from emustore.explain.listing import describe, merged_line, size_field
+from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount
+from emustore.explain.text import LOWERDIR_NOTE, layer_lines, mount_length_note, mount_parts, render_text, share
+from emustore.explain.tree import FileEntry
+from emustore.explain.walk import Walk
 
-BOX_W, BOX_H = 220, 74
-GAP_X, GAP_Y = 70, 44
-MARGIN = 24
-HEADER_H = 110
-COLUMNS = ("diff id", "chain id", "layerdb dir", "overlay2 dir", "l/ symlink")
-COLORS = ("#e8f1fb", "#fdf1dc", "#e9f7ec", "#f3e9fb", "#fbe9ec")
-STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330;background:#fff}
-h1{font-size:24px;margin:0 0 4px} h2{font-size:17px;margin:22px 0 6px}
-p.lead{color:#4a5263;margin:0 0 16px}
-pre{background:#f6f7f9;border:1px solid #dde1e7;border-radius:6px;padding:10px 12px;overflow-x:auto;font-size:13px}
-svg{border:1px solid #dde1e7;border-radius:8px;background:#fcfcfd;max-width:100%;height:auto}
-svg text{font-family:ui-monospace,monospace;font-size:12px;fill:#1d2330}
-svg text.kind{font-family:system-ui,sans-serif;font-weight:600;font-size:13px}
-svg text.edge{font-family:system-ui,sans-serif;font-size:11px;fill:#4a5263}
-svg text.col{font-family:system-ui,sans-serif;font-weight:700;font-size:13px;fill:#4a5263}
-svg .box{stroke:#7a8599;stroke-width:1.2} svg .broken{stroke:#c62828;stroke-width:2.5}
-svg line{stroke:#56627a;stroke-width:1.4} svg line.lower{stroke:#8e44ad;stroke-dasharray:5 3}
-"""
+STATUS_CODES = {"added": "a", "modified": "m", "deleted": "d", "opaque": "o", "unchanged": "u"}
+CHANGES_SHOWN = 200  # per layer; the rest is in the trees
+HIDES_SHOWN = 50  # per change
 
 
 def render_html(walk: Walk) -> str:
-    blocks = render_text(walk).strip("\n").split("\n\n")
-    steps = "\n".join(_step(block) for block in blocks[1:])
     title = "emustore explain %s" % walk.query
+    body = [
+        "<header><h1>%s</h1>" % escape(title),
+        '<p class="lead">From the reference to the disk of the data root <code>%s</code>: what each layer adds, '
+        "changes and deletes, what a container sees, and how dockerd mounts it.</p>" % escape(str(walk.root)),
+        '<nav><a href="#diagram">Diagram</a><a href="#layers">Layers</a><a href="#merged">Merged view</a>'
+        '<a href="#mount">Mount</a><a href="#containers">Containers</a>'
+        '<input id="search" type="search" placeholder="search a path, e.g. /etc/os-release" disabled '
+        'aria-label="search by path"></nav>',
+        '<ul id="search-results"></ul></header><main>',
+        '<section id="diagram"><h2>The ids, from the reference to the disk</h2>'
+        '<p class="note">Each arrow is a file whose content names the next box; click a layer row to jump to its box.</p>',
+        diagram(walk),
+        "</section>",
+        _walk_steps(walk),
+        _layers(walk),
+        _merged(walk),
+        _mount(walk),
+        _containers(walk),
+        "</main>",
+        _data(walk.files),
+        "<script>%s</script>" % SCRIPT,
+    ]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>%s</title><style>%s</style></head><body>\n"
-        "<h1>%s</h1>\n<p class=\"lead\">From the reference to the disk of the data root <code>%s</code>. "
-        "Each arrow is a file whose content names the next box; hover a box for its full id.</p>\n"
-        "%s\n%s\n</body></html>\n"
-    ) % (escape(title), STYLE, escape(title), escape(str(walk.root)), diagram(walk), steps)
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width"><title>%s</title><style>%s</style></head>'
+        "<body>\n%s\n</body></html>\n" % (escape(title), STYLE, "\n".join(body))
+    )
 
 
-def _step(block: str) -> str:
-    heading, _, body = block.partition("\n")
-    return "<h2>%s</h2>\n<pre>%s</pre>" % (escape(heading.strip()), escape(body))
+def _walk_steps(walk: Walk) -> str:
+    """Steps 1-3 of the text walk (reference, image id, chain ids), as they read in the terminal."""
+    blocks = render_text(walk).strip("\n").split("\n\n")[1:4]
+    parts = ['<section id="walk"><h2>Reference, image id, chain ids</h2>']
+    for block in blocks:
+        heading, _, text = block.partition("\n")
+        parts.append("<h3>%s</h3><pre>%s</pre>" % (escape(heading.strip()), escape(text)))
+    return "\n".join(parts + ["</section>"])
 
 
-def diagram(walk: Walk) -> str:
-    """Boxes per layer (top layer first) in five columns, linked by the files that connect them."""
-    count = len(walk.layers)
-    width = 2 * MARGIN + len(COLUMNS) * BOX_W + (len(COLUMNS) - 1) * GAP_X
-    height = MARGIN + HEADER_H + 28 + max(count, 1) * (BOX_H + GAP_Y) - GAP_Y + MARGIN
-    parts = [
-        '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="layer diagram">'
-        % (width, height, width, height),
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">'
-        '<path d="M0,0 L10,5 L0,10 z" fill="#56627a"/></marker></defs>',
-    ]
-    parts += _header(walk)
-    top = MARGIN + HEADER_H
-    for col, name in enumerate(COLUMNS):
-        parts.append('<text class="col" x="%d" y="%d">%s</text>' % (_x(col), top + 16, escape(name)))
+def _id(label: str, value: str | None, href: str | None = None) -> str:
+    shown = escape(value) if value is not None else "<em>missing</em>"
+    if href:
+        shown = '<a href="%s">%s</a>' % (href, shown)
+    return "<dt>%s</dt><dd>%s</dd>" % (escape(label), shown)
+
+
+def _layers(walk: Walk) -> str:
+    total = walk.total_size
+    parts = ['<section id="layers"><h2>Layers, base first</h2>',
+             '<p class="note">The image is %d bytes in %d layers; %d bytes of them are files that a layer above '
+             "overwrote or deleted (wasted).</p>" % (total, len(walk.layers), walk.files.wasted if walk.files else 0)]
     for layer in walk.layers:
-        parts += _layer_row(walk, layer, _row_y(walk, layer.index))
-    parts.append("</svg>")
-    return "\n".join(parts)
+        changes = walk.files.layers[layer.index] if walk.files else None
+        n = layer.index
+        role = " (base)" if n == 0 else " (top)" if n == len(walk.layers) - 1 else ""
+        size = layer.size or 0
+        lower = " : ".join(
+            '<a href="#layer-%d">l/%s</a>' % (e.layer_index, escape(e.link_id)) if e.layer_index is not None
+            else "l/" + escape(e.link_id) for e in layer.lower
+        )
+        parts += [
+            '<article class="box" id="layer-%d"><h3>Layer %d%s</h3>' % (n, n, role),
+            "<div>%d bytes, %s of the image</div>" % (size, share(size, total)),
+            '<div class="bar"><span style="width:%.1f%%"></span></div>' % (100.0 * size / total if total else 0),
+            '<dl class="ids">',
+            _id("diff id", layer.diff_id),
+            _id("chain id", layer.chain_id),
+            _id("layerdb dir", walk.rel(layer.layerdb_dir)),
+            _id("cache-id (overlay2 dir)", (layer.files.get("cache-id") or None)),
+            _id("link (l/ symlink)", layer.link_id),
+            "<dt>lower</dt><dd>%s</dd>" % (lower or "none: nothing below"),
+            "</dl>",
+            "<details><summary>Its files in the store, as they are</summary><pre>%s</pre></details>"
+            % escape("\n".join(line[3:] for line in layer_lines(walk, layer)[1:]).strip("\n")),
+        ]
+        if changes is not None:
+            parts.append(_changes(changes))
+            parts.append(
+                '<details class="layer-tree" data-layer="%d"><summary>All %d entries of this layer, as a tree</summary>'
+                '<div class="tree"><p class="note">The tree needs JavaScript; without it, every entry a '
+                'container sees is in the merged listing below, with its layer.</p></div></details>'
+                % (n, len(changes.changes))
+            )
+        parts.append("</article>")
+    return "\n".join(parts + ["</section>"])
 
 
-def _x(col: int) -> int:
-    return MARGIN + col * (BOX_W + GAP_X)
+def _changes(changes: LayerChanges, everything: bool = False) -> str:
+    """Counts, wasted bytes and a row per change (`everything`: additions too)."""
+    counts = changes.counts()
+    summary = ", ".join('<span class="st st-%s">%s</span>%d' % (s, s, counts[s]) for s in sorted(counts))
+    rows = [c for c in changes.changes if c.status != UNCHANGED and (everything or c.status != ADDED)]
+    out = ["<div>%d entries: %s; wasted here: %d bytes of lower files overwritten or deleted</div>"
+           % (len(changes.changes), summary or "none", changes.wasted)]
+    if changes.skipped or changes.unreadable:
+        out.append('<div class="note">%d entries not read (over the budget or too deep); unreadable dirs: %s</div>'
+                   % (changes.skipped, escape(", ".join(changes.unreadable)) or "none"))
+    if rows:
+        out.append('<table class="changes"><tbody>')
+        out += [_change_row(change) for change in rows[:CHANGES_SHOWN]]
+        out.append("</tbody></table>")
+        if len(rows) > CHANGES_SHOWN:
+            out.append('<div class="note">…and %d more changes (in the tree)</div>' % (len(rows) - CHANGES_SHOWN))
+    return "\n".join(out)
 
 
-def _row_y(walk: Walk, index: int) -> int:
-    return MARGIN + HEADER_H + 28 + (len(walk.layers) - 1 - index) * (BOX_H + GAP_Y)
+def _change_row(change: Change) -> str:
+    what = {"deleted": "whiteout hides", "opaque": "opaque dir hides", "modified": "replaces", "added": ""}[change.status]
+    hides = "<br>".join(
+        '<a href="#layer-%d">layer %d</a>: <code>%s</code>' % (h.layer, h.layer, escape(describe(h.entry)))
+        for h in change.hides[:HIDES_SHOWN]
+    ) or ("nothing below" if what else "")
+    if len(change.hides) > HIDES_SHOWN:
+        hides += "<br>…and %d more" % (len(change.hides) - HIDES_SHOWN)
+    return '<tr data-path="%s"><td><span class="st st-%s">%s</span></td><td><code>%s</code></td><td class="hides">%s %s</td></tr>' % (
+        escape(change.entry.path), change.status, change.status, escape(describe(change.entry)), what, hides)
 
 
-def _short(digest: str | None) -> str:
-    if digest is None:
-        return "MISSING"
-    return short_id(digest)
+def _merged(walk: Walk) -> str:
+    """The tree (built by the script) and the whole view as one text node: open without the
+    script, closed by it; cheap either way (one node, laid out only when open)."""
+    if walk.files is None:
+        return ""
+    merged = walk.files.merged
+    listing = "\n".join(merged_line(entry) for entry in merged)
+    return (
+        '<section id="merged"><h2>What a container sees: the merged view</h2>'
+        '<p class="note">%d entries; each comes from the topmost layer that has it (click the layer to see its box). '
+        "Search a path above, or open the directories.</p>"
+        '<div id="merged-tree" class="tree"><p class="note">The tree needs JavaScript: every entry is in the listing below.</p></div>'
+        '<details id="merged-listing" open><summary>Every entry as text, with the layer it comes from</summary><pre>%s</pre></details>'
+        "</section>" % (len(merged), escape(listing))
+    )
 
 
-def _box(x: int, y: int, kind: str, lines: list[str], color: str, full: str, broken: bool = False) -> list[str]:
-    out = [
-        "<g><title>%s</title>" % escape(full),
-        '<rect class="%s" x="%d" y="%d" width="%d" height="%d" rx="8" fill="%s"/>'
-        % ("box broken" if broken else "box", x, y, BOX_W, BOX_H, color),
-        '<text class="kind" x="%d" y="%d">%s</text>' % (x + 10, y + 20, escape(kind)),
-    ]
-    for i, line in enumerate(lines[:3]):
-        out.append('<text x="%d" y="%d">%s</text>' % (x + 10, y + 38 + 15 * i, escape(line)))
-    return out + ["</g>"]
+def _mount(walk: Walk) -> str:
+    if walk.mount is None:
+        return '<section id="mount"><h2>The mount</h2><p>No top layer link: nothing to mount.</p></section>'
+    return (
+        '<section id="mount"><h2>How dockerd mounts a container of this image</h2>'
+        '<p>A container gets two overlay2 dirs of its own: <code>&lt;ID&gt;-init</code> (the files dockerd adds: '
+        "/etc/hosts, /etc/resolv.conf, /.dockerenv…) on the image's top layer, and <code>&lt;ID&gt;</code>, its "
+        "writable layer, whose <code>lower</code> file is <code>%s</code>. dockerd mounts overlay on "
+        "<code>%s</code> with the options:</p>%s"
+        '<p>To look at the image read-only (as root; <code>umount</code> when done):</p><pre id="look-command" class="wrap">%s</pre></section>'
+        % (escape(walk.mount.lower), escape(walk.mount.target), _mount_table(walk, walk.mount, 'id="mount-options"'),
+           escape(walk.look.command() if walk.look else ""))
+    )
 
 
-def _edge(x1: float, y1: float, x2: float, y2: float, label: str, css: str = "") -> list[str]:
-    cls = ' class="%s"' % css if css else ""
-    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-    return [
-        '<line%s x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" marker-end="url(#arrow)"/>' % (cls, x1, y1, x2, y2),
-        '<text class="edge" x="%.0f" y="%.0f" text-anchor="middle">%s</text>' % (mx, my - 5, escape(label)),
-    ]
+def _mount_table(walk: Walk, mount: OverlayMount, attributes: str, init_link: str = LINK_ID_PLACEHOLDER) -> str:
+    """The options as dockerd passes them, then one row per option (lowerdir: per layer), then the command."""
+    rows = []
+    for part in mount_parts(walk, mount, init_link):
+        meaning = escape(part.meaning)
+        if part.layer is not None:
+            meaning = '<a href="#layer-%d">%s</a>' % (part.layer, meaning)
+        rows.append("<tr><td><code>%s</code></td><td><code>%s</code></td><td>%s</td></tr>"
+                    % (escape(part.option), escape(part.value), meaning))
+    return (
+        '<pre %s class="wrap">%s</pre><table class="changes mount"><thead><tr><th>option</th><th>value</th>'
+        "<th>what it is (%s for lowerdir)</th></tr></thead><tbody>%s</tbody></table>"
+        '<p class="note">%s. As a command:</p><pre class="wrap">%s</pre>'
+        % (attributes, escape(mount.options), LOWERDIR_NOTE, "".join(rows), escape(mount_length_note(mount)), escape(mount.command()))
+    )
 
 
-def _header(walk: Walk) -> list[str]:
-    y = MARGIN
-    ref_lines = ["repositories.json", walk.reference_key or "(given as an image id)"]
-    out = _box(_x(0), y, "reference", [_fit(line) for line in ref_lines], "#eef0f4", walk.reference_key or walk.query)
-    config = ["imagedb/content/sha256/", _short(walk.image_id), "%d bytes, sha256 = id" % walk.config_size]
-    out += _box(_x(1), y, "image config = image id", config, "#eef0f4", walk.image_id, walk.config_sha256 != walk.image_id)
-    out += _edge(_x(0) + BOX_W, y + BOX_H / 2, _x(1), y + BOX_H / 2, "image id")
-    if walk.layers:
-        first = _row_y(walk, len(walk.layers) - 1)
-        out += _edge(_x(1) + 30, y + BOX_H, _x(0) + BOX_W / 2, first, "rootfs.diff_ids")
-    return out
+def _containers(walk: Walk) -> str:
+    parts = ['<section id="containers"><h2>Containers of this image</h2>']
+    if not walk.containers:
+        parts.append("<p>None in this root.</p>")
+    for container in walk.containers:
+        parts += [
+            '<article class="box" id="container-%s"><h3>Container %s %s</h3><dl class="ids">'
+            % (escape(container.id), escape(short_id(container.id)), escape(container.name)),
+            _id("id", container.id),
+            _id("config", walk.rel(container.config_path)),
+            _id("config files", ", ".join(n + ("/" if s < 0 else " (%d bytes)" % s) for n, s in container.config_files)),
+            _id("mounts record", walk.rel(container.mount_dir) + "/"),
+        ]
+        for name, content in container.record.items():
+            parts.append(_id("  " + name, content, "#layer-%d" % (len(walk.layers) - 1) if name == "parent" else None))
+        for role, layer in (("init layer", container.init), ("read-write layer", container.upper)):
+            if layer is None:
+                parts.append(_id(role, None))
+            else:
+                parts.append(_id(role, "%s/  link l/%s  lower %s" % (walk.rel(layer.dir), layer.link_id, layer.lower)))
+        parts.append("</dl>")
+        for label, changes in zip(("Its init layer (what dockerd adds)", "Its read-write layer (what the container changed)"), container.files):
+            parts.append("<h4>%s</h4>%s" % (label, _changes(changes, everything=True)))
+        if container.mount is not None:
+            init_link = container.init.link_id if container.init and container.init.link_id else LINK_ID_PLACEHOLDER
+            parts.append("<h4>Its mount, on <code>%s</code></h4>" % escape(container.mount.target))
+            parts.append(_mount_table(walk, container.mount, 'data-container="%s"' % escape(container.id), init_link))
+            parts.append('<p>Its files, read-only (as root):</p><pre class="wrap">%s</pre>' % escape(container.look.command() if container.look else ""))
+        parts.append("</article>")
+    return "\n".join(parts + ["</section>"])
 
 
-def _fit(text: str, limit: int = 28) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+def _data(files: ImageFiles | None) -> str:
+    """The trees as JSON for the script: per layer [parent, name, mode, uid, gid, size, status,
+    hidden_by, target, note] in parent-first order; merged: [parent, layer, index in that layer]."""
+    layers: list[list[list[object]]] = []
+    positions: list[dict[str, int]] = []
+    for layer in files.layers if files else []:
+        where: dict[str, int] = {}
+        rows = []
+        for i, change in enumerate(layer.changes):
+            where[change.entry.path] = i
+            rows.append(_row(change, where))
+        layers.append(rows)
+        positions.append(where)
+    merged: list[list[int]] = []
+    merged_where: dict[str, int] = {}
+    for i, entry in enumerate(files.merged if files else []):
+        merged_where[entry.entry.path] = i
+        parent = merged_where.get(entry.entry.path.rpartition("/")[0], -1)
+        merged.append([parent, entry.layer, positions[entry.layer][entry.entry.path]])
+    text = json.dumps({"layers": layers, "merged": merged}, separators=(",", ":"))
+    return '<script type="application/json" id="explain-data">%s</script>' % text.replace("</", "<\\/")
 
 
-def _layer_row(walk: Walk, layer: LayerStep, y: int) -> list[str]:
-    n = layer.index
-    mid = y + BOX_H / 2
-    files = layer.files
-    out = _box(_x(0), y, "diff[%d]" % n, [_short(layer.diff_id), "sha256 of the layer tar"], COLORS[0], layer.diff_id)
-    chain_note = "= diff[0]" if layer.formula is None else "sha256(chain[%d] diff[%d])" % (n - 1, n)
-    out += _box(_x(1), y, "chain[%d]" % n, [_short(layer.chain_id), chain_note], COLORS[1], layer.chain_id)
-    db_lines = ["sha256/" + _short(layer.chain_id), "size " + (files["size"] or "MISSING"), "cache-id " + _short(files["cache-id"])]
-    broken_db = files["diff"] is None or files["size"] is None or files["cache-id"] is None
-    out += _box(_x(2), y, "layerdb", db_lines, COLORS[2], str(layer.layerdb_dir), broken_db)
-    lower = "lower: %d link%s" % (len(layer.lower), "" if len(layer.lower) == 1 else "s") if layer.lower else "lower: none (base)"
-    ov_lines = [_short(files["cache-id"]) + "/diff", "link " + (layer.link_id or "MISSING")[:14] + "…", lower]
-    out += _box(_x(3), y, "overlay2", ov_lines, COLORS[3], str(layer.overlay_dir), layer.overlay_dir is None or layer.link_id is None)
-    target = layer.link_target or "MISSING"
-    out += _box(_x(4), y, "l/ symlink", ["l/" + (layer.link_id or "?")[:14] + "…", "-> " + _fit(target, 24)], COLORS[4],
-                "l/%s -> %s" % (layer.link_id, target), layer.link_target is None)
-    out += _edge(_x(0) + BOX_W, mid, _x(1), mid, "")
-    out += _edge(_x(1) + BOX_W, mid, _x(2), mid, "dir name")
-    out += _edge(_x(2) + BOX_W, mid, _x(3), mid, "cache-id")
-    out += _edge(_x(3) + BOX_W, mid, _x(4), mid, "link")
-    if n:
-        below = _row_y(walk, n - 1)
-        out += _edge(_x(1) + BOX_W / 2, y + BOX_H, _x(1) + BOX_W / 2, below, "parent")
-        out += _edge(_x(3) + BOX_W - 30, y + BOX_H, _x(4) + 30, below, "lower", "lower")
-    return out
+def _row(change: Change, where: dict[str, int]) -> list[object]:
+    entry = change.entry
+    parent_path, _, name = entry.path.rpartition("/")
+    parent = where.get(parent_path, -1)
+    return [parent, name if parent >= 0 or not parent_path else entry.path[1:], entry.mode, entry.uid, entry.gid,
+            entry.size, STATUS_CODES[change.status], -1 if change.hidden_by is None else change.hidden_by,
+            entry.target or "", _note(entry)]
+
+
+def _note(entry: FileEntry) -> str:
+    if entry.whiteout:
+        return "whiteout"
+    if entry.opaque:
+        return "opaque: %s=y" % entry.opaque
+    if entry.kind in ("char", "block"):
+        return "device " + size_field(entry)
+    return ""

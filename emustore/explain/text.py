@@ -1,30 +1,90 @@
-"""The explain walk as plain text: numbered steps, each with the real paths and file contents."""
+"""The explain walk as plain text: numbered steps, each with the real paths and file contents.
+
+Stable enough to diff: entries sorted by path, no clock time, nothing but what the root holds.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from emustore.digest import short_id
+from emustore.errors import UsageError
+from emustore.explain.changes import ADDED, UNCHANGED, Change, LayerChanges
+from emustore.explain.listing import change_line, hidden_line, merged_line
+from emustore.explain.mount import LINK_ID_PLACEHOLDER, OverlayMount, page_size
 from emustore.explain.walk import LayerStep, Walk
 
 MISSING = "(missing)"
+LOWERDIR_NOTE = "read-only layers, topmost first"
 
 
-def render_text(walk: Walk) -> str:
-    return "\n".join(_lines(walk)) + "\n"
+def render_text(walk: Walk, files: bool = False) -> str:
+    """The walk; with `files`, every entry of every layer too."""
+    return "\n".join(_lines(walk, files)) + "\n"
+
+
+def render_merged(walk: Walk, path: str = "/") -> str:
+    """The merged view (at `path` and below), one entry a line with the layer it comes from."""
+    entries = walk.files.merged_under(path) if walk.files is not None else []
+    if not entries and path.strip("/"):
+        raise UsageError("%s: not in the merged view of %s" % (path, walk.query))
+    return "".join(merged_line(entry) + "\n" for entry in entries)
+
+
+def share(part: int, whole: int) -> str:
+    return "%.1f%%" % (100.0 * part / whole) if whole else "-"
 
 
 def _shown(value: str | None) -> str:
     return MISSING if value is None else repr(value) if value != value.strip() else value
 
 
-def _lines(walk: Walk) -> list[str]:
+def _lines(walk: Walk, files: bool) -> list[str]:
     out = ["Data root: %s" % walk.root, "Paths below are relative to it.", ""]
+    if walk.engine_id:
+        out[1:1] = ["engine-id %s: written by Docker 26 and 28 at start (20.10 has none); the image store is the same" % walk.engine_id]
     out += _reference(walk)
     out += _image(walk)
     out += _chains(walk)
     for layer in walk.layers:
-        out += _layer(walk, layer)
+        out += layer_lines(walk, layer)
+        if walk.files is not None:
+            out += _layer_files(walk, walk.files.layers[layer.index], files)
     out += _mount(walk)
+    out += _merged(walk)
     out += _containers(walk)
+    return out
+
+
+def _layer_files(walk: Walk, changes: LayerChanges, full: bool) -> list[str]:
+    """What the layer does to the layers below: counts, size, wasted bytes, and each change."""
+    layer = walk.layers[changes.index]
+    size = "%d bytes" % layer.size if layer.size is not None else "size unknown"
+    out = _counts(changes) + [
+        "             %s (layerdb size), %s of the image" % (size, share(layer.size or 0, walk.total_size)),
+        "   wasted    %d bytes of lower files overwritten or deleted by this layer" % changes.wasted,
+    ]
+    shown = [c for c in changes.changes if full or c.status not in (ADDED, UNCHANGED)]
+    if shown:
+        out.append("   every entry:" if full else "   changes to the layers below (additions: --files):")
+    return out + _change_lines(shown) + [""]
+
+
+def _counts(changes: LayerChanges, label: str = "files") -> list[str]:
+    counts = changes.counts()
+    listed = ", ".join("%d %s" % (counts[s], s) for s in sorted(counts))
+    out = ["   %-9s %d entries%s" % (label, len(changes.changes), ": " + listed if listed else "")]
+    if changes.skipped or changes.unreadable:
+        out.append("   not read  %d entries (over the listing budget or too deep); unreadable dirs: %s"
+                   % (changes.skipped, ", ".join(changes.unreadable) or "none"))
+    return out
+
+
+def _change_lines(shown: list[Change]) -> list[str]:
+    out = []
+    for change in shown:
+        out.append("     " + change_line(change))
+        out += ["       hides " + hidden_line(hidden) for hidden in change.hides]
     return out
 
 
@@ -74,7 +134,7 @@ def _chains(walk: Walk) -> list[str]:
     return out + [""]
 
 
-def _layer(walk: Walk, layer: LayerStep) -> list[str]:
+def layer_lines(walk: Walk, layer: LayerStep) -> list[str]:
     n = layer.index
     out = [
         "%d. Layer %d%s" % (4 + n, n, " (base)" if n == 0 else " (top)" if n == len(walk.layers) - 1 else ""),
@@ -115,14 +175,91 @@ def _file_note(name: str, content: str | None, n: int) -> str:
 
 
 def _mount(walk: Walk) -> list[str]:
-    top = walk.layers[-1] if walk.layers else None
-    if top is None or top.link_id is None:
+    if walk.mount is None:
         return []
-    lowers = ["l/" + top.link_id] + ["l/" + e.link_id for e in top.lower]
     return [
         "%d. What a container mounts" % (4 + len(walk.layers)),
-        "   A container's layer lists the image's top link and its lower chain (overlay2/ is the cwd):",
-        "   lowerdir=%s" % ":".join(lowers),
+        "   A container gets two overlay2 dirs of its own: <ID>-init (the files dockerd adds: /etc/hosts,",
+        "   /etc/resolv.conf, /.dockerenv…) on the image's top layer, and <ID>, its writable layer, whose",
+        "   lower file lists the init layer's link, then the image's top link and the top layer's lower:",
+        "     %s" % walk.mount.lower,
+    ] + mount_lines(walk, walk.mount) + [
+        "   To look at the image read-only (as root; umount when done):",
+        "     %s" % (walk.look.command() if walk.look else MISSING),
+        "",
+    ]
+
+
+@dataclass(frozen=True)
+class MountPart:
+    """One option of the mount (or one lowerdir element) and what it means."""
+
+    option: str
+    value: str
+    meaning: str
+    layer: int | None = None  # the image layer a lowerdir element is
+
+
+def mount_parts(walk: Walk, mount: OverlayMount, init_link: str = LINK_ID_PLACEHOLDER) -> list[MountPart]:
+    """The options dockerd passes, one by one, lowerdir element by element, with their meaning."""
+    layers = {layer.link_id: layer.index for layer in walk.layers if layer.link_id}
+    top = len(walk.layers) - 1
+    parts = []
+    if mount.index_off:
+        parts.append(MountPart("index=off", "", "this kernel's overlay module has an index parameter: dockerd turns it off"))
+    if mount.userxattr:
+        parts.append(MountPart("userxattr", "", "a rootless daemon: overlayfs keeps its marks in user.overlay.* xattrs"))
+    for element in mount.lowerdirs():
+        name = element.rsplit("/", 1)[-1]
+        index = layers.get(name)
+        if index is not None:
+            meaning = "layer %d%s" % (index, ", the top" if index == top else "")
+        elif name == init_link:
+            meaning = "the container's init layer"
+        else:
+            meaning = "its own diff (committed, so mounted read-only)" if element.endswith("/diff") else "not a layer of this image"
+        parts.append(MountPart("lowerdir", element, meaning, index))
+    if not mount.readonly:
+        parts.append(MountPart("upperdir", mount.dir_id + "/diff", "where the container's writes go"))
+        parts.append(MountPart("workdir", mount.dir_id + "/work", "overlayfs's scratch dir, on the same file system"))
+    return parts
+
+
+def mount_length_note(mount: OverlayMount) -> str:
+    if mount.relative:
+        return ("%d bytes with absolute paths is over a page (%d) minus one: dockerd uses paths relative to overlay2/ "
+                "and mounts from a child that chdirs there" % (mount.absolute_length, page_size()))
+    return "%d bytes, under a page minus one: absolute paths, no chdir" % mount.absolute_length
+
+
+def mount_lines(walk: Walk, mount: OverlayMount, init_link: str = LINK_ID_PLACEHOLDER) -> list[str]:
+    """The mount dockerd performs and what each option means."""
+    out = [
+        "   dockerd mounts %s (type overlay) with the options:" % mount.target,
+        "     %s" % mount.options,
+    ]
+    for part in mount_parts(walk, mount, init_link):
+        if part.option != "lowerdir":
+            out.append("     %-11s %s%s" % (part.option, part.value + ": " if part.value else "", part.meaning))
+            continue
+        if not out[-1].startswith("       "):
+            out.append("     lowerdir    %s:" % LOWERDIR_NOTE)
+        out.append("       %s  (%s)" % (part.value, part.meaning))
+    out.append("   %s. As a command:" % mount_length_note(mount))
+    out.append("     %s" % mount.command())
+    return out
+
+
+def _merged(walk: Walk) -> list[str]:
+    if walk.files is None:
+        return []
+    merged = walk.files.merged
+    total = sum(m.entry.counted_size for m in merged)
+    return [
+        "%d. What a container sees: the merged view" % (5 + len(walk.layers)),
+        "   %d entries, %d bytes in regular files; %d bytes of the layers are hidden (wasted)."
+        % (len(merged), total, walk.files.wasted),
+        "   `emustore explain %s --merged [PATH]` lists them with the layer each comes from." % walk.query,
     ]
 
 
@@ -134,12 +271,25 @@ def _containers(walk: Walk) -> list[str]:
             "",
             "Container %s %s" % (short_id(container.id), container.name),
             "   config    %s" % walk.rel(container.config_path),
-            "   mount     %s/  parent %s" % (walk.rel(container.mount_dir), _shown(container.parent)),
+            "   files     %s" % ", ".join(name + ("/" if size < 0 else " (%d bytes)" % size) for name, size in container.config_files),
+            "   mount     %s/  (layerdb's record of the container's layers)" % walk.rel(container.mount_dir),
         ]
+        meaning = {"mount-id": "-> the writable layer's overlay2 dir", "init-id": "-> the init layer's overlay2 dir",
+                   "parent": "= the image's top chain id"}
+        for name, content in container.record.items():
+            out.append("     %-9s %s  %s" % (name, _shown(content), meaning[name]))
         for role, layer in (("init", container.init), ("layer", container.upper)):
             if layer is None:
                 out.append("   %-9s %s" % (role, MISSING))
             else:
-                out.append("   %-9s %s/  link l/%s" % (role, walk.rel(layer.dir), _shown(layer.link_id)))
+                out.append("   %-9s %s/  link l/%s%s" % (role, walk.rel(layer.dir), _shown(layer.link_id), "  committed" if layer.committed else ""))
                 out.append("             lower %s" % _shown(layer.lower))
+        for label, changes in zip(("init diff", "rw diff"), container.files):
+            out += _counts(changes, label)
+            out += _change_lines([c for c in changes.changes if c.status != UNCHANGED])
+        out += container.notes
+        if container.mount is not None:
+            init_link = container.init.link_id if container.init is not None else None
+            out += mount_lines(walk, container.mount, init_link or LINK_ID_PLACEHOLDER)
+            out += ["   To look at the container's files read-only (as root):", "     %s" % (container.look.command() if container.look else MISSING)]
     return out
