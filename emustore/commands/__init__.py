@@ -25,6 +25,19 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+ENGINE_OF_ROOT = "the root's engine (26+ if it has engine-id, else 20.10)"
+
+
+def add_engine_argument(parser: argparse.ArgumentParser, default: str = ENGINE_OF_ROOT) -> None:
+    """--engine VERSION: the Docker engine whose dialect to write or print (emustore/engines.py)."""
+    parser.add_argument(
+        "--engine",
+        metavar="VERSION",
+        help="write/print as this Docker engine does: 20.10, 26 or 28 (nearest dialect for others); "
+        "default $EMUSTORE_ENGINE, else %s" % default,
+    )
+
+
 def register_all(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", only: str | None = None) -> None:
     """Import every command module of this package (sorted by name) and let it register; with
     `only` naming one of them, just that one (a command line runs one command: a faster start)."""
