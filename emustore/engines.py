@@ -27,7 +27,7 @@ class Dialect:
     symlink_xattrs_on_target: bool  # a symlink's PAX xattrs are set on the file it points to
     engine_id: bool  # the daemon writes engine-id (0600, a UUID) at the data root
     legacy_image_fields: bool  # image inspect has Container, ContainerConfig and VirtualSize
-    # containers (docs/container-format.md §7)
+    # containers (docs/container-format.md §9)
     container_layout: str  # the config.v2.json and hostconfig.json fields and order of this engine
     hostconfig_mode: int  # hostconfig.json's mode (20.10: 0644)
     healthcheck_start_interval: bool  # Healthcheck.StartInterval is kept (image inspect, container config)

@@ -1,7 +1,7 @@
 """Containers and image inspect per engine dialect, without a daemon: the choice of dialect (flag,
 $EMUSTORE_ENGINE, the root), each engine's config.v2.json/hostconfig.json layout, 26+'s
 Healthcheck.StartInterval, 28's ImagePlatform and its OCI view of an image config. The expected
-values are those observed with the engines (docs/container-format.md §7, §8); the oracle tier
+values are those observed with the engines (docs/container-format.md §9); the oracle tier
 (tests/oracle/test_containers_engines.py) compares whole files with the engines themselves."""
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def merged_config(
     return config
 
 
-# The field order of each engine's structs (observed: docs/container-format.md §2, §3, §7). A
+# The field order of each engine's structs (observed: docs/container-format.md §2, §3, §9). A
 # layout names every field it writes; the values come from one table holding all engines' fields.
 _STATE = (
     "Running", "Paused", "Restarting", "OOMKilled", "RemovalInProgress", "Dead", "Pid", "ExitCode", "Error",

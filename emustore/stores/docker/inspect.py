@@ -1,5 +1,5 @@
 """What `docker image inspect` prints for an image of a root (types.ImageInspect): 20.10's (API
-1.41), 26's (1.45) or 28's (1.51), each engine's own API version (docs/container-format.md §8)."""
+1.41), 26's (1.45) or 28's (1.51), each engine's own API version (docs/container-format.md §9.3)."""
 
 from __future__ import annotations
 
