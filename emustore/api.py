@@ -69,7 +69,7 @@ def pull(
 
 
 class Store:
-    """A Docker 20.10 overlay2 data root, written by emustore or by dockerd.
+    """A Docker overlay2 data root (Engine 20.10's, 26's or 28's), written by emustore or by dockerd.
 
     Every call reads the root afresh, so a Store never shows stale state."""
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import emustore
+from emustore.engines import ENGINE_ENV
 from tests.oracle.test_containers import (
     ConfiguredImage,
     _create_all,
@@ -147,8 +148,9 @@ def test_create_writes_the_engines_containers(created: Created) -> None:
     assert modes == {0o644 if created.version == "20.10" else 0o600}
 
 
-def test_inspect_prints_the_engines_api(created: Created, images: Images) -> None:
+def test_inspect_prints_the_engines_api(created: Created, images: Images, monkeypatch: pytest.MonkeyPatch) -> None:
     """Key order included; without --engine the root (engine-id, the engine's containers) tells."""
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
     ids = [image.image_id for image in images.all]
     expected = json.dumps(created.inspect)
     for engine in (["--engine", created.version], []):
