@@ -143,6 +143,7 @@ _CONTAINER_26 = (
     "AppArmorProfile", "SeccompProfile", "NoNewPrivileges", "HostnamePath", "HostsPath", "ShmPath", "ResolvConfPath",
     "LocalLogCacheMeta",
 )
+# 28: ImagePlatform after OS, WritableCgroups after NoNewPrivileges
 _CONTAINER_28 = (
     *_CONTAINER_26[:15], "ImagePlatform", *_CONTAINER_26[15:26], "WritableCgroups", *_CONTAINER_26[26:],
 )
@@ -167,6 +168,8 @@ _HOST_26 = (
 
 @dataclass(frozen=True)
 class _Layout:
+    """One engine's config.v2.json (container, State, NetworkSettings, its endpoint) and hostconfig.json."""
+
     container: tuple[str, ...]
     state: tuple[str, ...]
     network: tuple[str, ...]
