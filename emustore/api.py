@@ -25,6 +25,7 @@ from emustore.pull import pull as _pull
 from emustore.reference import Reference
 
 if TYPE_CHECKING:
+    from emustore.engines import Dialect
     from emustore.explain.walk import Walk
     from emustore.fsck.findings import Problem
     from emustore.load import LoadedImage
@@ -69,7 +70,7 @@ def pull(
 
 
 class Store:
-    """A Docker 20.10 overlay2 data root, written by emustore or by dockerd.
+    """A Docker overlay2 data root (Engine 20.10's, 26's or 28's), written by emustore or by dockerd.
 
     Every call reads the root afresh, so a Store never shows stale state."""
 
@@ -126,7 +127,8 @@ class Store:
         return [row for summary in list_images(Catalog(self.root), reference, all) for row in rows(summary, digests)]
 
     def containers(self) -> ContainerStore:
-        """The root's containers: list, find, create, change (cp into, delete paths), copy_out, remove."""
+        """The root's containers: list, find, create (`engine=` as `inspect`), change (cp into,
+        delete paths), copy_out, remove."""
         from emustore.stores.docker.containers import ContainerStore
 
         return ContainerStore(self.root)
@@ -170,13 +172,16 @@ class Store:
 
         return Catalog(self.root).resolve(reference)
 
-    def inspect(self, reference: str) -> dict[str, Any]:
-        """What `docker image inspect REFERENCE` prints for this image (one object)."""
+    def inspect(self, reference: str, engine: str | Dialect | None = None) -> dict[str, Any]:
+        """What `docker image inspect REFERENCE` prints for this image (one object) with engine
+        `engine` (a version or Dialect; None: $EMUSTORE_ENGINE, else the root's, stores/docker/dialect.py)."""
         from emustore.stores.docker.catalog import Catalog
+        from emustore.stores.docker.dialect import chosen_dialect
         from emustore.stores.docker.inspect import inspect_document
 
+        dialect = chosen_dialect(engine, self.root)
         catalog = Catalog(self.root)
-        return inspect_document(catalog, catalog.resolve(reference))
+        return inspect_document(catalog, catalog.resolve(reference), dialect)
 
     def tag(self, source: str, target: str) -> str:
         """`docker tag SOURCE TARGET`; returns the tag as docker shows it."""

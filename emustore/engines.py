@@ -27,14 +27,32 @@ class Dialect:
     symlink_xattrs_on_target: bool  # a symlink's PAX xattrs are set on the file it points to
     engine_id: bool  # the daemon writes engine-id (0600, a UUID) at the data root
     legacy_image_fields: bool  # image inspect has Container, ContainerConfig and VirtualSize
+    # containers (docs/container-format.md §9)
+    container_layout: str  # the config.v2.json and hostconfig.json fields and order of this engine
+    hostconfig_mode: int  # hostconfig.json's mode (20.10: 0644)
+    healthcheck_start_interval: bool  # Healthcheck.StartInterval is kept (image inspect, container config)
+    oci_image_config: bool  # image inspect's Config holds the OCI image config's fields only, keys sorted, last
+    no_command_error: str  # the daemon's error when neither the image nor create gives a command
 
     def __str__(self) -> str:
         return "Docker " + self.name
 
 
-DOCKER_20_10 = Dialect("20.10", True, False, False, False, False, True)
-DOCKER_26 = Dialect("26", False, True, True, False, True, False)
-DOCKER_28 = Dialect("28", False, True, True, True, True, False)
+DOCKER_20_10 = Dialect(
+    "20.10", True, False, False, False, False, True,
+    container_layout="20.10", hostconfig_mode=0o644, healthcheck_start_interval=False, oci_image_config=False,
+    no_command_error="No command specified",
+)
+DOCKER_26 = Dialect(
+    "26", False, True, True, False, True, False,
+    container_layout="26", hostconfig_mode=0o600, healthcheck_start_interval=True, oci_image_config=False,
+    no_command_error="no command specified",
+)
+DOCKER_28 = Dialect(
+    "28", False, True, True, True, True, False,
+    container_layout="28", hostconfig_mode=0o600, healthcheck_start_interval=True, oci_image_config=True,
+    no_command_error="no command specified",
+)
 DIALECTS = {dialect.name: dialect for dialect in (DOCKER_20_10, DOCKER_26, DOCKER_28)}
 DEFAULT = DOCKER_20_10
 
@@ -55,3 +73,11 @@ def dialect_for(version: str | None) -> Dialect:
     if major <= 23:
         return DOCKER_20_10
     return DOCKER_26 if major <= 26 else DOCKER_28
+
+
+def requested_dialect(version: str | None) -> Dialect | None:
+    """The dialect `version` or $EMUSTORE_ENGINE asks for; None when neither is given (the caller
+    then goes by the root: stores/docker/dialect.py)."""
+    if version is None and not os.environ.get(ENGINE_ENV):
+        return None
+    return dialect_for(version)

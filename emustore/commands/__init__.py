@@ -25,13 +25,16 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_engine_argument(parser: argparse.ArgumentParser) -> None:
-    """--engine VERSION: the Docker engine whose dialect is written (engines.py)."""
+ENGINE_OF_ROOT = "the root's engine (26+ if it has engine-id, else 20.10)"
+
+
+def add_engine_argument(parser: argparse.ArgumentParser, default: str = ENGINE_OF_ROOT) -> None:
+    """--engine VERSION: the Docker engine whose dialect to write or print (emustore/engines.py)."""
     parser.add_argument(
         "--engine",
         metavar="VERSION",
-        help="write what Docker VERSION writes: 20.10 (default), 26 or 28; other versions map to the nearest "
-        "(up to 23: 20.10, 24-26: 26, 27 and later: 28); default $EMUSTORE_ENGINE, else 20.10",
+        help="write/print as this Docker engine does: 20.10, 26 or 28 (nearest dialect for others); "
+        "default $EMUSTORE_ENGINE, else %s" % default,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument
 from emustore.errors import EmustoreError
 from emustore.api import CreateOptions, Store
 
@@ -24,6 +24,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="delete PATH in the container's layer (an overlay whiteout)",
     )
     p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
+    add_engine_argument(p)
     add_root_argument(p)
     p._option_string_actions["--root"].required = False  # may also come last: see trailing_root
     p.add_argument("image", metavar="IMAGE")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         cmd=tuple(command),
     )
     store = Store(root).containers()
-    container = store.create(options, force=args.force)
+    container = store.create(options, force=args.force, engine=args.engine)
     if additions or args.rm_file:
         try:
             store.change(container, additions, args.rm_file, force=args.force)

@@ -22,7 +22,8 @@ from emustore.digest import is_hex64, short_id
 from emustore.errors import EmustoreError, StoreError
 from emustore.fsutil import ensure_dir, remove_tree, write_file
 from emustore.stores.docker.catalog import Catalog, CatalogImage
-from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs
+from emustore.engines import Dialect
+from emustore.stores.docker.containerconfig import CreateOptions, command_of, container_docs, image_platform
 from emustore.stores.docker.containerfs import LayerStack, one_line, write_init_layer
 from emustore.stores.docker.copypaths import (
     container_extract_dir,
@@ -36,6 +37,7 @@ from emustore.stores.docker.copypaths import (
 from emustore.stores.docker.copytree import ContainerTree, HostDestination, HostTree, UpperDestination, copy_tree
 from emustore.stores.docker.containernames import check_name, generate_name
 from emustore.stores.docker.containerstate import is_running, status
+from emustore.stores.docker.dialect import chosen_dialect
 from emustore.stores.docker.goconfig import ConfigTypeError, GoTime
 from emustore.stores.docker.overlay2 import new_cache_id, new_link_id
 from emustore.stores.docker.ownership import check_not_owned
@@ -161,17 +163,19 @@ class ContainerStore:
 
     # writing
 
-    def create(self, options: CreateOptions, force: bool = False) -> Container:
-        """Write a container in the Created state for `options.image_text` and return it
+    def create(self, options: CreateOptions, force: bool = False, engine: str | Dialect | None = None) -> Container:
+        """Write a container in the Created state for `options.image_text` as engine `engine` writes
+        it (a version or Dialect; None: $EMUSTORE_ENGINE, else the root's dialect) and return it
         (into a root a running dockerd owns only with `force`)."""
+        dialect = chosen_dialect(engine, self.layout.root)
         check_not_owned(self.layout.root, force)
         image = Catalog(self.layout.root).resolve(options.image_text)
-        config = image.decoded.config or {}
+        config = image.decoded.config_for(dialect) or {}
         if config.get("Volumes"):
             raise ContainerConflict("image %s declares volumes; containers with volumes are not supported" % options.image_text)
         if not image.top_chain_id:
             raise ContainerConflict("image %s has no layers" % options.image_text)
-        command_of(options, config)
+        command_of(options, config, dialect)
         name = check_name(options.name) if options.name is not None else None
         container_id = new_cache_id()
         mount_id = new_cache_id()
@@ -190,8 +194,10 @@ class ContainerStore:
                         % (name, taken[name])
                     )
                 final_name = name if name is not None else generate_name(set(taken))
-                docs = container_docs(options, container_id, time.time_ns(), final_name, image.id, config)
-                self._stage_records(staging, image, mount_id, docs.config_v2, docs.hostconfig)
+                docs = container_docs(
+                    options, container_id, time.time_ns(), final_name, image.id, config, dialect, image_platform(image.decoded)
+                )
+                self._stage_records(staging, image, mount_id, docs.config_v2, docs.hostconfig, dialect.hostconfig_mode)
                 self._publish(staging, container_id, mount_id, top.cache_id)
         created = self._read(container_id)
         assert created is not None
@@ -223,7 +229,7 @@ class ContainerStore:
         write_file(staging / (mount_id + "-init") / "committed", b"", 0o600)
 
     def _stage_records(
-        self, staging: Path, image: CatalogImage, mount_id: str, config_v2: bytes, hostconfig: bytes
+        self, staging: Path, image: CatalogImage, mount_id: str, config_v2: bytes, hostconfig: bytes, hostconfig_mode: int
     ) -> None:
         mount = staging / "mount"
         os.mkdir(mount, 0o755)
@@ -236,7 +242,7 @@ class ContainerStore:
         os.chmod(container, 0o710)
         ensure_dir(container / "checkpoints", 0o700)
         write_file(container / "config.v2.json", config_v2, 0o600, sync=True)
-        write_file(container / "hostconfig.json", hostconfig, 0o644, sync=True)
+        write_file(container / "hostconfig.json", hostconfig, hostconfig_mode, sync=True)
 
     def _publish(self, staging: Path, container_id: str, mount_id: str, top_cache_id: str) -> None:
         """Rename the staged pieces in (layers, then mount, then the container dir); undo on failure."""

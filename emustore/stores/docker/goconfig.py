@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from emustore.digest import is_digest
+from emustore.engines import Dialect
 from emustore.gojson import sorted_map
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -146,6 +147,20 @@ def _health(value: Any) -> dict[str, Any] | None:
     return out
 
 
+def _lenient(decode: Callable[[Any], Any], value: Any, zero: Any) -> Any:
+    """A field 20.10 does not know (so never refuses) but newer engines read: `zero` if it does not decode."""
+    try:
+        return decode(value)
+    except ConfigTypeError:
+        return zero
+
+
+def _start_interval(config: Any) -> int:
+    """Healthcheck.StartInterval of a raw container config (26 and later keep it, 20.10 drops it)."""
+    health = _field(config, "Healthcheck") if isinstance(config, dict) else None
+    return _lenient(_int, _field(health, "StartInterval"), 0) if isinstance(health, dict) else 0
+
+
 def _optional_int(value: Any) -> int | None:
     return None if value is None else _int(value)
 
@@ -214,6 +229,19 @@ class DecodedImage:
     rootfs_type: str
     diff_ids: tuple[str, ...]
     history_comments: tuple[str, ...]
+    os_features: tuple[str, ...] = ()  # read by 28 (a container's ImagePlatform)
+    health_start_interval: int = 0  # config.Healthcheck.StartInterval, which 26 and later keep
+
+    def config_for(self, dialect: Dialect) -> dict[str, Any] | None:
+        """`config` as engine `dialect` decodes it: 26 and later keep Healthcheck.StartInterval."""
+        config = self.config
+        health = None if config is None else config.get("Healthcheck")
+        if config is None or health is None or not (dialect.healthcheck_start_interval and self.health_start_interval):
+            return config
+        fields = list(health.items())
+        at = next((i for i, (name, _) in enumerate(fields) if name == "Retries"), len(fields))
+        fields.insert(at, ("StartInterval", self.health_start_interval))
+        return {**config, "Healthcheck": dict(fields)}
 
 
 def decode_image(doc: Any) -> DecodedImage:
@@ -249,6 +277,8 @@ def decode_image(doc: Any) -> DecodedImage:
         rootfs_type=_string(_field(rootfs, "type")),
         diff_ids=tuple(diff_ids),
         history_comments=tuple(_string(_field(h, "comment")) for h in history or []),
+        os_features=tuple(_lenient(_strings, _field(doc, "os.features"), None) or ()),
+        health_start_interval=_start_interval(config),
     )
 
 
