@@ -35,7 +35,7 @@ def load(
 ) -> Iterator[LoadedImage]:
     """Load each image of `archive` (a path, or a stream such as stdin) into `root`, in archive order
     (`options.platform` picks from an OCI index)."""
-    options = options or PullOptions()
+    options = (options or PullOptions()).for_root(root)
     platform = options.parsed_platform()
     store = options.destination(root)
     with _local_copy(archive, store) as path:

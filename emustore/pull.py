@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from emustore.digest import short_id
-from emustore.engines import Dialect, dialect_for
+from emustore.engines import DEFAULT, Dialect, requested_dialect
+from emustore.stores.docker.dialect import chosen_dialect
 from emustore.errors import EmustoreError, ManifestError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
@@ -66,19 +67,24 @@ class PullOptions:
     registry: RegistryOptions | None = None  # mirrors, TLS, credentials, retries (the registry source)
     blob_cache: str | os.PathLike[str] | None = None  # a directory keeping blobs for the next pulls
 
-    engine: str | Dialect | None = None  # the engine whose dialect is written: $EMUSTORE_ENGINE or 20.10 when None
+    engine: str | Dialect | None = None  # the engine whose dialect is written: $EMUSTORE_ENGINE, else the root's
 
     def parsed_platform(self) -> Platform | None:
         return parse_platform(self.platform) if isinstance(self.platform, str) else self.platform
 
     def __post_init__(self) -> None:
         if not isinstance(self.engine, Dialect):  # checked (and $EMUSTORE_ENGINE read) once, up front
-            object.__setattr__(self, "engine", dialect_for(self.engine))
+            object.__setattr__(self, "engine", requested_dialect(self.engine))
+
+    def for_root(self, root: str | os.PathLike[str]) -> PullOptions:
+        """These options with the dialect settled: the one asked for, else the root's (20.10 for a
+        root no engine 26 or later has used: stores/docker/dialect.py)."""
+        return replace(self, engine=chosen_dialect(self.engine, root))
 
     @property
     def dialect(self) -> Dialect:
-        assert isinstance(self.engine, Dialect)
-        return self.engine
+        """The dialect asked for; 20.10 when none was (`for_root` settles it by the root first)."""
+        return self.engine if isinstance(self.engine, Dialect) else DEFAULT
 
     def destination(self, root: str | os.PathLike[str]) -> Destination[Any, Any]:
         """The store at `root` these options write (a Docker overlay2 data root in the dialect)."""
@@ -154,7 +160,7 @@ def pull(
     image is recorded as `docker load` records it. Without root, what cannot be written is
     recorded per layer (see layers/unprivileged.py).
     """
-    options = options or PullOptions()
+    options = (options or PullOptions()).for_root(root)
     opened = source
     old_umask = os.umask(DOCKER_UMASK)
     store: Destination[Any, Any] | None = None

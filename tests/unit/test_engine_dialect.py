@@ -38,6 +38,14 @@ def test_bad_versions_are_usage_errors(version: str) -> None:
     assert caught.value.exit_code == 125 and "\n" not in str(caught.value)
 
 
+def test_without_a_choice_the_root_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    (tmp_path / "engine-id").write_text("0f6b9d8e-3c1a-4f7e-9a2b-5d4c3b2a1f00")
+    assert PullOptions().for_root(tmp_path).dialect is DOCKER_28  # 26+, its containers do not tell: 28
+    assert PullOptions(engine="26").for_root(tmp_path).dialect is DOCKER_26
+    assert PullOptions().for_root(tmp_path / "fresh").dialect is DOCKER_20_10
+
+
 def test_the_environment_picks_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENGINE_ENV, raising=False)
     assert dialect_for(None) is DOCKER_20_10 and PullOptions().dialect is DOCKER_20_10

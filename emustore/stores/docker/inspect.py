@@ -76,7 +76,7 @@ def oci_image_config(config: dict[str, Any] | None) -> dict[str, Any]:
         if omitempty and (value is None if name == "Healthcheck" else not value):
             continue
         out[name] = value
-    return _sorted_keys(out)
+    return {key: _sorted_keys(out[key]) for key in sorted(out)}
 
 
 def _sorted_keys(value: Any) -> Any:
