@@ -139,6 +139,12 @@ class Store:
 
         return check(self.root)
 
+    def dialect(self) -> tuple[Dialect, str]:
+        """The engine dialect the root is in (fsck accepts each) and what told it."""
+        from emustore.stores.docker.dialect import explained_dialect
+
+        return explained_dialect(self.root)
+
     def repair(self, force: bool = False) -> list[Path]:
         """Remove the leftovers of interrupted writes (what `fsck --repair` removes)."""
         from emustore.fsck import repair

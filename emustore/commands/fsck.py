@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from emustore.commands import add_root_argument
 from emustore.api import Store
@@ -28,4 +29,8 @@ def run(args: argparse.Namespace) -> int:
     problems = store.fsck()
     for problem in problems:
         print(problem)
+    dialect, told_by = store.dialect()
+    # stdout stays one problem per line; what was found is said on stderr
+    print("fsck: %s: %s's dialect (%s); %d problem%s" % (
+        store.root, dialect, told_by, len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
     return 1 if problems else 0

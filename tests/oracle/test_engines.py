@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ def test_store_commands_read_the_engines_own_root(
     Daemons.require(version)
     engine_root, ours = pulled.engine_roots[version], pulled.emustore_roots[version]
     assert check(engine_root) == [] and check(ours) == []
+    run = subprocess.run([sys.executable, "-m", "emustore", "fsck", "--root", str(engine_root)], capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "") and "Docker 28's dialect (engine-id (26 or later" in run.stderr
     theirs, mine = Store(engine_root), Store(ours)
     assert theirs.image_rows(all=True) == mine.image_rows(all=True)
     for image in factory_suite.values():

@@ -23,18 +23,23 @@ CONTAINERS_READ = 8  # at most this many containers are read for a hint
 
 def root_dialect(root: str | os.PathLike[str]) -> Dialect:
     """The dialect of the engine that last used `root` (20.10 for a root without `engine-id`)."""
+    return explained_dialect(root)[0]
+
+
+def explained_dialect(root: str | os.PathLike[str]) -> tuple[Dialect, str]:
+    """root_dialect, with what told it (as fsck reports it)."""
     root = Path(root)
     try:
         if not stat.S_ISREG(os.lstat(root / ENGINE_ID).st_mode):
-            return DEFAULT
+            return DEFAULT, "no engine-id file"
     except OSError:
-        return DEFAULT
+        return DEFAULT, "no engine-id"
     for keys in _container_keys(root / "containers"):
         if "ImagePlatform" in keys or "WritableCgroups" in keys:
-            return DOCKER_28
+            return DOCKER_28, "engine-id, and 28's containers"
         if "ImageManifest" in keys:
-            return DOCKER_26
-    return DOCKER_28
+            return DOCKER_26, "engine-id, and 26's containers"
+    return DOCKER_28, "engine-id (26 or later; no container tells 26 from 28, which write the same image store)"
 
 
 def _container_keys(containers: Path) -> list[set[str]]:
