@@ -125,8 +125,8 @@ def _copied(top: Path, since: float, rel: str = "") -> dict[str, tuple[Any, ...]
 
 
 def _same_times(model: Path, copy: Path) -> None:
-    """Give each entry below `copy` the times of the entry at the same place below `model`."""
-    for path in sorted(model.rglob("*"), reverse=True):
+    """Give `copy` and each entry below it the times of the entry at the same place below `model`."""
+    for path in [*sorted(model.rglob("*"), reverse=True), model]:
         st = path.lstat()
         os.utime(copy / path.relative_to(model), ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
@@ -144,8 +144,9 @@ def test_cp_matches_docker_cp(
     for name, pulled in (("dk", rich), ("em", rich), ("dkf", rich), ("emf", rich), ("dko", rich), ("emo", rich), ("dkp", plain), ("emp", plain)):
         emustore("create", "--name", name, pulled.reference, root=root)
     store = ContainerStore(root)
-    for kind in ("", "f", "o", "p"):  # the two sides' init layers differ only in when create made them
-        _same_times(*(store.stack(store.find(side + kind)).diffs[1] for side in ("dk", "em")))
+    for kind in ("", "f", "o", "p"):  # the two sides' init and upper layers differ only in when create made them
+        for layer in (0, 1):
+            _same_times(*(store.stack(store.find(side + kind)).diffs[layer] for side in ("dk", "em")))
     _cp_host_tree(tmp_path / "host")
     for side in ("dk", "em"):
         _out_dirs(tmp_path / ("out-" + side))
