@@ -2,6 +2,8 @@
 
 Facts observed with Docker 20.10.24, 26.1.5 and 28.5.2 (README "Engines"); a version between them
 maps to the nearest observed dialect: up to 23 writes as 20.10, 24–26 as 26, 27 and later as 28.
+Each ships a containerd (1.6, 1.7, 2.1), whose image store `--store containerd` writes
+(stores/containerd/dialect.py); `containerd-1.6` … name the dialect by it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from emustore.errors import UsageError
 
 ENGINE_ENV = "EMUSTORE_ENGINE"
+CONTAINERD_PREFIX = "containerd-"
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.\d+)?")
 
 
@@ -27,23 +30,27 @@ class Dialect:
     symlink_xattrs_on_target: bool  # a symlink's PAX xattrs are set on the file it points to
     engine_id: bool  # the daemon writes engine-id (0600, a UUID) at the data root
     legacy_image_fields: bool  # image inspect has Container, ContainerConfig and VirtualSize
+    containerd: str = "1.6"  # the containerd it ships, whose image store `--store containerd` writes
 
     def __str__(self) -> str:
         return "Docker " + self.name
 
 
-DOCKER_20_10 = Dialect("20.10", True, False, False, False, False, True)
-DOCKER_26 = Dialect("26", False, True, True, False, True, False)
-DOCKER_28 = Dialect("28", False, True, True, True, True, False)
+DOCKER_20_10 = Dialect("20.10", True, False, False, False, False, True, "1.6")
+DOCKER_26 = Dialect("26", False, True, True, False, True, False, "1.7")
+DOCKER_28 = Dialect("28", False, True, True, True, True, False, "2.1")
 DIALECTS = {dialect.name: dialect for dialect in (DOCKER_20_10, DOCKER_26, DOCKER_28)}
 DEFAULT = DOCKER_20_10
 
 
 def dialect_for(version: str | None) -> Dialect:
-    """The dialect of engine `version` ("20.10", "26", "28.5.2", …); None: $EMUSTORE_ENGINE or 20.10."""
+    """The dialect of engine `version` ("20.10", "26", "28.5.2", …, or "containerd-1.6", "-1.7",
+    "-2.1": the Docker that ships it); None: $EMUSTORE_ENGINE or 20.10."""
     given = "" if version is not None else " (from $%s)" % ENGINE_ENV
     if version is None:
         version = os.environ.get(ENGINE_ENV) or DEFAULT.name
+    if version.strip().startswith(CONTAINERD_PREFIX):
+        return _containerd_dialect(version.strip().removeprefix(CONTAINERD_PREFIX), given)
     matched = _VERSION.fullmatch(version.strip())
     if matched is None:
         raise UsageError(
@@ -55,3 +62,15 @@ def dialect_for(version: str | None) -> Dialect:
     if major <= 23:
         return DOCKER_20_10
     return DOCKER_26 if major <= 26 else DOCKER_28
+
+
+def _containerd_dialect(version: str, given: str) -> Dialect:
+    """The Docker dialect shipping containerd `version` (1.6 → 20.10, 1.7 → 26, 2.x → 28)."""
+    matched = _VERSION.fullmatch(version)
+    if matched is None or matched.group(1) not in ("1", "2") or (matched.group(1) == "1" and int(matched.group(2) or 0) < 6):
+        raise UsageError(
+            "invalid containerd version %r%s: expected containerd-1.6, containerd-1.7 or containerd-2.1" % (version, given)
+        )
+    if matched.group(1) == "2":
+        return DOCKER_28
+    return DOCKER_26 if int(matched.group(2) or 0) >= 7 else DOCKER_20_10

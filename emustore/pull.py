@@ -20,7 +20,7 @@ from typing import Any
 
 from emustore.digest import short_id
 from emustore.engines import Dialect, dialect_for
-from emustore.errors import ManifestError
+from emustore.errors import ManifestError, UsageError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
@@ -35,10 +35,10 @@ from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
-from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.destination import Destination, Staged, Staging
 from emustore.stores.docker.store import DockerStore
 
+STORES = ("docker", "containerd")
 DEFAULT_CONCURRENCY = 4
 IN_THREAD_MAX = 1 << 20  # blobs up to this size are unpacked in the pull's own thread
 DOCKER_UMASK = 0o022
@@ -67,6 +67,8 @@ class PullOptions:
     blob_cache: str | os.PathLike[str] | None = None  # a directory keeping blobs for the next pulls
 
     engine: str | Dialect | None = None  # the engine whose dialect is written: $EMUSTORE_ENGINE or 20.10 when None
+    store: str = "docker"  # "docker": an overlay2 data root; "containerd": containerd's image store
+    namespace: str = "default"  # the containerd namespace written ("moby": Docker's, "k8s.io": kubelet's)
 
     def parsed_platform(self) -> Platform | None:
         return parse_platform(self.platform) if isinstance(self.platform, str) else self.platform
@@ -74,6 +76,8 @@ class PullOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.engine, Dialect):  # checked (and $EMUSTORE_ENGINE read) once, up front
             object.__setattr__(self, "engine", dialect_for(self.engine))
+        if self.store not in STORES:
+            raise UsageError("unknown store %r: expected one of %s" % (self.store, ", ".join(STORES)))
 
     @property
     def dialect(self) -> Dialect:
@@ -81,7 +85,12 @@ class PullOptions:
         return self.engine
 
     def destination(self, root: str | os.PathLike[str]) -> Destination[Any, Any]:
-        """The store at `root` these options write (a Docker overlay2 data root in the dialect)."""
+        """The store at `root` these options write, in the dialect: a Docker overlay2 data root, or
+        containerd's image store (namespace `namespace`)."""
+        if self.store == "containerd":
+            from emustore.stores.containerd.store import ContainerdStore  # only when asked for
+
+            return ContainerdStore(Path(root), self.dialect, self.namespace)
         return DockerStore(Path(root), self.dialect)
 
     def unpacking(self) -> UnpackOptions:
@@ -159,10 +168,10 @@ def pull(
     old_umask = os.umask(DOCKER_UMASK)
     store: Destination[Any, Any] | None = None
     try:
-        check_not_owned(root, options.force)
+        store = options.destination(root)
+        store.refuse_if_owned(options.force)
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         platform = options.parsed_platform()
-        store = options.destination(root)
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
@@ -201,7 +210,7 @@ def _pull(
     references = registration.references(image)
     if store.has_image(image_id, chains[-1] if chains else None):
         with store.committing(registration.by_distribution):
-            store.tag(references)
+            store.tag(references, image)
         report.done(ref, image.manifest_digest, downloaded=False)
         return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
 
@@ -213,8 +222,8 @@ def _pull(
     _download(downloads, source, store, staging, report, options)
     with store.committing(registration.by_distribution), _interrupts_deferred():
         _register(image, layers, store, staging, report, registration)
-        store.put_image(image.config_bytes)
-        store.tag(references)
+        store.put_image(image)
+        store.tag(references, image)
     report.done(ref, image.manifest_digest, downloaded=True)
     unwritten = [
         layer.result.unwritable.counts()
@@ -277,9 +286,10 @@ def _download(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(staged.diff),
-                str(staged.tar_split),
+                None if staged.tar_split is None else str(staged.tar_split),
                 replace(unpacking, file_reads=blob.file_reads, may_fork=may_fork),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
+                blob_path=None if staged.blob is None else str(staged.blob),
             )
         if result.unwritable is not None and result.unwritable.lost():
             write_file(staged.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
@@ -288,7 +298,7 @@ def _download(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
                 % (short_id(desc.digest), result.diff_id, layer.diff_id)
             )
-        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size)
+        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size, desc.digest)
         layer.result = result
         report.layer(desc.digest, "Download complete")
 
@@ -335,7 +345,9 @@ def _register(
         else:  # a blob already registered lower: copied, as dockerd does
             staged = store.stage_repeat(staging, layer.first.chain_id, reread=not registration.by_distribution)
             assert layer.first.result is not None
-            store.prepare_layer(staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size)
+            store.prepare_layer(
+                staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size, layer.blob.digest
+            )
         store.commit_layer(staged, layer.chain_id, layer.parent)
         report.layer(layer.blob.digest, "Pull complete")
     if registration.by_distribution:

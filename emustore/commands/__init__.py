@@ -25,6 +25,35 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--store docker|containerd and --namespace NS (containerd's), for the writers; with them --root
+    may be left out for containerd (its default root)."""
+    parser.add_argument(
+        "--store", choices=("docker", "containerd"), default="docker",
+        help="write a Docker data root (default) or containerd's image store (content, meta.db, overlayfs snapshots)",
+    )
+    parser.add_argument(
+        "--namespace", default="default", metavar="NS",
+        help="the containerd namespace (default: default; moby: Docker's containerd store; k8s.io: kubelet's)",
+    )
+    for action in parser._actions:
+        if action.dest == "root":
+            action.required = False
+
+
+def store_root(args: argparse.Namespace) -> str:
+    """--root, else $EMUSTORE_ROOT, else (for --store containerd only) /var/lib/containerd."""
+    if args.root:
+        return str(args.root)
+    if args.store == "containerd":
+        from emustore.stores.containerd.layout import DEFAULT_ROOT
+
+        return DEFAULT_ROOT
+    from emustore.errors import UsageError
+
+    raise UsageError("the following arguments are required: --root (or $%s)" % ROOT_ENV)
+
+
 def add_engine_argument(parser: argparse.ArgumentParser) -> None:
     """--engine VERSION: the Docker engine whose dialect is written (engines.py)."""
     parser.add_argument(

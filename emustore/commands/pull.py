@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_engine_argument, add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument, add_store_arguments, store_root
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError
@@ -44,6 +44,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     p.add_argument("--blob-cache", metavar="DIR", help="keep registry blobs in DIR and reuse them (shared by any roots)")
     add_engine_argument(p)
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -55,15 +56,15 @@ def run(args: argparse.Namespace) -> int:
         platform=args.platform,
         concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion, rootless=args.rootless,
         registry=None if args.source else options_from_args(args), blob_cache=args.blob_cache,
-        engine=args.engine,
+        engine=args.engine, store=args.store, namespace=args.namespace,
     )
     reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
     if not args.quiet and given.tag is None and given.digest is None:
         print("Using default tag: latest", flush=True)
     if args.source:
-        _warn_unwritten(Store(args.root).pull_from(args.source, parse_reference(args.reference), options, reporter))
+        _warn_unwritten(Store(store_root(args)).pull_from(args.source, parse_reference(args.reference), options, reporter))
         return 0
-    _warn_unwritten(Store(args.root).pull(parse_reference(args.reference), options=options, reporter=reporter))
+    _warn_unwritten(Store(store_root(args)).pull(parse_reference(args.reference), options=options, reporter=reporter))
     return 0
 
 

@@ -62,7 +62,9 @@ class RegistrySource:
         path = self.ref.path
         data, content_type, top_digest = client.get_manifest(path, self.ref.digest or self.ref.tag or "")
         parsed = parse_manifest(data, content_type)
+        index: tuple[bytes, str] | None = None
         if isinstance(parsed, ImageIndex):
+            index = (data, parsed.media_type)
             entry = select_platform(parsed, self.platform)
             data, content_type, _ = client.get_manifest(path, entry.digest)
             parsed = parse_manifest(data, content_type)
@@ -87,6 +89,8 @@ class RegistrySource:
             config_bytes=config_bytes,
             config_digest=config.digest,
             layers=list(parsed.layers),
+            index_bytes=index[0] if index is not None else None,
+            index_media_type=index[1] if index is not None else None,
         )
 
     def open_layer(self, desc: Descriptor) -> contextlib.AbstractContextManager[BlobStream]:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from emustore.digest import is_hex64
 from emustore.engines import DEFAULT, Dialect
-from emustore.fsutil import ensure_dir, remove_tree, root_lock
+from emustore.fsutil import copy_tree, ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
+from emustore.sources.base import ResolvedImage
 from emustore.stores.docker.distribution import DistributionMetadata
 from emustore.stores.docker.imagedb import ImageDB
 from emustore.stores.docker.layerdb import LayerDB, LayerRecord
 from emustore.stores.docker.layout import DataRoot
+from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
 from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
@@ -47,6 +49,11 @@ class StagedLayer:
         return self.dir.parent / (self.dir.name + ".tar-split.json.gz")
 
     @property
+    def blob(self) -> None:
+        """dockerd keeps no blob: the layer's tar is reassembled from tar-split and diff."""
+        return None
+
+    @property
     def write_set(self) -> Path:
         """The layerdb directory-to-be (see DockerStore.prepare_record)."""
         return self.dir.parent / (self.dir.name + WRITE_SET_SUFFIX)
@@ -74,6 +81,10 @@ class DockerStore:
         self.images = ImageDB(self.layout)
         self.references = ReferenceStore(self.layout)
         self.distribution = DistributionMetadata(self.layout)
+
+    def refuse_if_owned(self, force: bool) -> None:
+        """A RootInUse error when a running dockerd owns the root, unless `force`."""
+        check_not_owned(self.layout.root, force)
 
     def lock(self) -> AbstractContextManager[None]:
         """The root's writer lock; take it only around registration and index updates."""
@@ -104,7 +115,9 @@ class DockerStore:
         as_read = reread or not self.dialect.tar_split_final_empty_segment  # 26 and later never add one
         return self.stage_copy(into, self.overlay2.diff_dir(first.cache_id), tar_split, as_read)
 
-    def prepare_layer(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
+    def prepare_layer(
+        self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int, blob_digest: str
+    ) -> None:
         self.prepare_record(staged, chain_id, diff_id, parent, size)
 
     @contextmanager
@@ -119,10 +132,10 @@ class DockerStore:
     def record_blobs(self, entries: Sequence[tuple[str, str, str]]) -> None:
         self.distribution.record_pulls(list(entries))
 
-    def put_image(self, config: bytes) -> str:
-        return self.images.put(config)
+    def put_image(self, image: ResolvedImage) -> str:
+        return self.images.put(image.config_bytes)
 
-    def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
+    def tag(self, references: Sequence[tuple[str, str, str]], image: ResolvedImage | None = None) -> None:
         self.references.add(list(references))
 
     def link_parents(self, parents: dict[str, str]) -> None:
@@ -175,15 +188,9 @@ class DockerStore:
         """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest.
 
         With `reread` the tar-split stays as it is, as when dockerd reads the same bytes again (load)."""
-        import subprocess  # only for a blob repeated in a manifest: a faster start
-
         staged = self.stage(into)
         os.rmdir(staged.diff)
-        subprocess.run(
-            ["cp", "-a", "--preserve=all", "--", str(source_diff), str(staged.diff)],
-            check=True,
-            capture_output=True,
-        )
+        copy_tree(source_diff, staged.diff)
         if reread:
             shutil.copyfile(source_tar_split, staged.tar_split)
         else:
