@@ -95,11 +95,14 @@ class PullOptions:
 
     def unpacking(self) -> UnpackOptions:
         """How each layer is unpacked (per blob, `file_reads` and `may_fork` are set as it comes)."""
-        return UnpackOptions(
+        options = UnpackOptions(
             expansion=expansion_limit(self.max_expansion),
             opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
             dialect=self.dialect,
         )
+        if self.store == "containerd":  # its applier sets empty xattrs and never a layer's trusted.* ones
+            options = replace(options, dialect=replace(self.dialect, empty_xattrs=True), skipped_xattrs=(b"trusted.",))
+        return options
 
 
 class Registration:

@@ -75,6 +75,7 @@ class UnpackOptions:
     opaque_xattr: str = OPAQUE_XATTR  # marks opaque dirs (user.overlay.opaque for a rootless layout)
     may_fork: bool = True  # a layer of many small files may move its extraction to a forked child
     dialect: Dialect = DEFAULT  # the engine whose tar-split and xattrs are written
+    skipped_xattrs: tuple[bytes, ...] = ()  # prefixes of layer xattrs never set (containerd's applier: trusted.)
 
 
 def unpack_layer(
@@ -168,7 +169,7 @@ def _unpack(source: _Source, diff_dir: str, tar_split_path: str | None, options:
     refusal = (lambda output: expansion.refusal(output, source.counted())) if expansion is not None else None
     decompressed = Decompressed(source.chunks, refusal)
     diff_hash = hashlib.sha256()
-    extractor = Extractor(diff_dir, options.opaque_xattr, dialect.symlink_xattrs_on_target)
+    extractor = Extractor(diff_dir, options.opaque_xattr, dialect.symlink_xattrs_on_target, options.skipped_xattrs)
     extraction = _Extraction(extractor, options.may_fork)
     ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
     position = _Position()
