@@ -100,8 +100,9 @@ class PullOptions:
             opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
             dialect=self.dialect,
         )
-        if self.store == "containerd":  # its applier sets empty xattrs and never a layer's trusted.* ones
-            options = replace(options, dialect=replace(self.dialect, empty_xattrs=True), skipped_xattrs=(b"trusted.",))
+        if self.store == "containerd":  # its applier sets empty xattrs, never trusted.* ones nor through a symlink
+            applier = replace(self.dialect, empty_xattrs=True, symlink_xattrs_on_target=False)
+            options = replace(options, dialect=applier, skipped_xattrs=(b"trusted.",))
         return options
 
 
@@ -178,7 +179,10 @@ def pull(
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
-            opened = opened or RegistrySource(ref, platform, options=options.registry, config_stores=[store.configs])
+            opened = opened or RegistrySource(
+                ref, platform, options=options.registry, config_stores=[store.configs],
+                every_manifest=store.keeps_every_manifest,
+            )
             if options.blob_cache is not None:
                 from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
 

@@ -26,6 +26,7 @@ class ResolvedImage:
     layers: list[Descriptor]
     index_bytes: bytes | None = None
     index_media_type: str | None = None
+    other_blobs: tuple[tuple[str, bytes], ...] = ()  # the index's other manifests and their configs, when asked for
 
 
 class LayerStream(Protocol):

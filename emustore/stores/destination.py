@@ -58,6 +58,11 @@ class Destination(Protocol[S, L]):
         ...
 
     @property
+    def keeps_every_manifest(self) -> bool:
+        """Whether every manifest of an index (and its config) is stored, not only the platform's."""
+        ...
+
+    @property
     def configs(self) -> ConfigLookup:
         """Image configs the store holds, by image id (a warm pull does not download them again)."""
         ...

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from emustore.bbolt.reader import BucketDump, dump
+from emustore.bbolt.reader import BucketDump, open_db
 from emustore.stores.containerd.codec import read_uvarint
 from emustore.stores.containerd.layout import ContainerdRoot
 from tests.support.treecompare import Node, _kind, _sha256, _walk, _xattrs, diff_nodes
@@ -29,6 +29,12 @@ def _flat(bucket: BucketDump, prefix: str, out: dict[str, object]) -> None:
         out[prefix + "/" + key.decode(errors="backslashreplace")] = value
     for key, child in bucket["buckets"].items():
         _flat(child, prefix + "/" + key.decode(errors="backslashreplace"), out)
+
+
+def dump(path: Path) -> BucketDump:
+    """The database as plain data, without bbolt's flock (a containerd may be running on it)."""
+    with open_db(path, lock=False) as db:
+        return db.root.dump({0, 1})
 
 
 def snapshot_chains(root: Path) -> dict[int, str]:

@@ -28,6 +28,7 @@ class ContentRecord:
     digest: str
     size: int
     labels: dict[str, str]
+    touched: bool = True  # the pull goes through it: when already there, it gets the source too
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,13 @@ class ImageRecord:
 
 @dataclass
 class MetaChanges:
-    """What one pull adds to a namespace; `source` (label key, repository) tags every blob it wrote
-    or used (`append_sources`: an existing blob's label gets the repository too, as 1.x does)."""
+    """What one pull adds to a namespace; `source` (label key, repository) labels every blob it
+    wrote, and is added to the label of each blob already there that it went through (`touched`)."""
 
     contents: list[ContentRecord] = field(default_factory=list)
     snapshots: list[SnapshotRecord] = field(default_factory=list)
     images: list[ImageRecord] = field(default_factory=list)
     source: tuple[str, str] | None = None
-    append_sources: bool = False
     sequence: int = 0  # the snapshots bucket's sequence after the snapshots (keys numbered below it)
 
 
@@ -157,7 +157,7 @@ def _put_content(blobs: WriteBucket, record: ContentRecord, changes: MetaChanges
     key = record.digest.encode()
     existing = blobs.bucket(key)
     if existing is not None:
-        if changes.source is not None and changes.append_sources:
+        if changes.source is not None and record.touched:
             labels = existing.create_bucket_if_not_exists(b"labels")
             label, repository = changes.source
             old = labels.get(label.encode())

@@ -25,6 +25,8 @@ import re
 from emustore.engines import DEFAULT, Dialect
 from emustore.errors import StoreError, UsageError
 from emustore.fsutil import TEMP_PREFIX, copy_tree, ensure_dir, random_hex, remove_tree, root_lock
+from emustore.imageconfig import parse_image_config
+from emustore.manifest import INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, Descriptor, ImageIndex, ImageManifest, parse_manifest
 from emustore.reference import parse_reference
 from emustore.sources.base import ResolvedImage
 from emustore.stores.containerd import ownership
@@ -41,6 +43,7 @@ from emustore.stores.containerd.metadata import (
     SnapshotRecord,
 )
 from emustore.stores.containerd.snapshots import NewSnapshot, Snapshotter, Usage, usage
+from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.docker.staging import StagingSet, abandoned, create_set
 
 ROLE = "a containerd root"
@@ -48,6 +51,7 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*\Z")  # containerd's
 MAX_NAMESPACE = 76
 MAX_LABEL = 4096  # key + value, containerd's limit
 CRI = "containerd.io/snapshot/cri."
+GC_CONTENT = "containerd.io/gc.ref.content."
 
 
 @dataclass
@@ -113,6 +117,10 @@ class ContainerdStore:
         """Our writer lock (a file in our dir); bbolt's flock on each database is taken beside it."""
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
+
+    @property
+    def keeps_every_manifest(self) -> bool:
+        return self.dialect.every_manifest
 
     @property
     def configs(self) -> ContentStore:
@@ -242,6 +250,7 @@ class ContainerdStore:
         small = [(manifest_digest, image.manifest_bytes), (image.config_digest, image.config_bytes)]
         if image.index_bytes is not None:
             small.append((image.manifest_digest, image.index_bytes))
+        small += image.other_blobs
         for digest, data in small:
             self.content.put(digest, data)
         self.content.sync()
@@ -266,14 +275,13 @@ class ContainerdStore:
             self.snapshotter.sync()
 
         changes = MetaChanges(
-            contents=self._content_records(image, manifest_digest),
+            contents=self._content_records(image, manifest_digest, {staged.chain_id for staged in commit.layers}),
             snapshots=[
                 SnapshotRecord(staged.chain_id, keys[staged.chain_id], staged.parent, labels[staged.chain_id])
                 for staged in commit.layers
             ],
             images=[ImageRecord(name, *self._target(image, manifest_digest)) for name in commit.names],
             source=self._source_label(image, commit.source),
-            append_sources=self.dialect.append_sources,
             sequence=base + 2 * len(commit.layers),
         )
         self.meta.commit(changes, self.dialect.schema)
@@ -293,31 +301,33 @@ class ContainerdStore:
             host = ref.domain
         return SOURCE_LABEL + host, ref.path
 
-    def _content_records(self, image: ResolvedImage, manifest_digest: str) -> list[ContentRecord]:
-        from emustore.imageconfig import parse_image_config
-
+    def _content_records(self, image: ResolvedImage, manifest_digest: str, new_chains: set[str]) -> list[ContentRecord]:
+        """Index, manifests, configs and layers, labelled as containerd's pull labels them; a layer
+        whose snapshot was there is not gone through by 2.x (its unpacker skips the fetch)."""
         diff_ids = parse_image_config(image.config_bytes).diff_ids
-        chains = _chains(diff_ids)
+        chains = chain_ids(diff_ids)
         records = []
         if image.index_bytes is not None:
-            from emustore.manifest import ImageIndex, parse_manifest
-
             index = parse_manifest(image.index_bytes, image.index_media_type)
             assert isinstance(index, ImageIndex)
-            records.append(ContentRecord(
-                image.manifest_digest, len(image.index_bytes),
-                {"containerd.io/gc.ref.content.m.%d" % i: entry.digest for i, entry in enumerate(index.manifests)},
-            ))
-        manifest_labels = {"containerd.io/gc.ref.content.config": image.config_digest}
-        manifest_labels.update({"containerd.io/gc.ref.content.l.%d" % i: desc.digest for i, desc in enumerate(image.layers)})
-        records.append(ContentRecord(manifest_digest, len(image.manifest_bytes), manifest_labels))
+            records.append(ContentRecord(image.manifest_digest, len(image.index_bytes), _child_labels(index.manifests)))
+            manifests = {entry.digest for entry in index.manifests}
+            for digest, data in image.other_blobs:
+                labels: dict[str, str] = {}
+                if digest in manifests:
+                    other = parse_manifest(data, None)
+                    if isinstance(other, ImageManifest):
+                        labels = _child_labels(other.layers, other.config)
+                records.append(ContentRecord(digest, len(data), labels))
+        records.append(ContentRecord(manifest_digest, len(image.manifest_bytes), _child_labels(image.layers, image.manifest.config)))
         config_labels = {"containerd.io/gc.ref.snapshot.%s" % SNAPSHOTTER: chains[-1]} if chains else {}
         records.append(ContentRecord(image.config_digest, len(image.config_bytes), config_labels))
         seen = set()
-        for desc, diff_id in zip(image.layers, diff_ids):
+        for desc, diff_id, chain in zip(image.layers, diff_ids, chains):
             if desc.digest not in seen:
                 seen.add(desc.digest)
-                records.append(ContentRecord(desc.digest, desc.size, {"containerd.io/uncompressed": diff_id}))
+                touched = self.dialect.touches_unpacked_layers or chain in new_chains
+                records.append(ContentRecord(desc.digest, desc.size, {"containerd.io/uncompressed": diff_id}, touched))
         return records
 
     def _snapshot_labels(self, chain_id: str, image: ResolvedImage, commit: _Commit) -> dict[str, str]:
@@ -330,9 +340,7 @@ class ContainerdStore:
 
     def _cri_labels(self, chain_id: str, image: ResolvedImage, commit: _Commit) -> dict[str, str]:
         """Docker's containerd store: the image reference, manifest and layer blobs from this one up."""
-        from emustore.imageconfig import parse_image_config
-
-        chains = _chains(parse_image_config(image.config_bytes).diff_ids)
+        chains = chain_ids(parse_image_config(image.config_bytes).diff_ids)
         position = chains.index(chain_id)
         digests = [desc.digest for desc in image.layers[position:]]
         key = CRI + "image-layers"
@@ -351,7 +359,14 @@ class ContainerdStore:
         }
 
 
-def _chains(diff_ids: list[str]) -> list[str]:
-    from emustore.stores.docker.layerdb import chain_ids
-
-    return chain_ids(diff_ids)
+def _child_labels(children: Sequence[Descriptor], config: Descriptor | None = None) -> dict[str, str]:
+    """The gc.ref labels of a blob's children: its config `config`, manifests `m.<n>`, layers
+    `l.<n>`, anything else (an attestation's statement) `<n>`; each kind numbered on its own."""
+    labels = {GC_CONTENT + "config": config.digest} if config is not None else {}
+    counts: dict[str, int] = {}
+    for child in children:
+        prefix = "m." if child.media_type in MANIFEST_TYPES + INDEX_TYPES else "l." if child.media_type in LAYER_TYPES else ""
+        number = counts.get(prefix, 0)
+        counts[prefix] = number + 1
+        labels[GC_CONTENT + prefix + str(number)] = child.digest
+    return labels

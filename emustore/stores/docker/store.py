@@ -94,6 +94,10 @@ class DockerStore:
     # The Destination protocol (stores/destination.py), as a Docker overlay2 root answers it.
 
     @property
+    def keeps_every_manifest(self) -> bool:
+        return False
+
+    @property
     def configs(self) -> ImageDB:
         return self.images
 
