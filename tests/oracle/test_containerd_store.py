@@ -20,16 +20,18 @@ from pathlib import Path
 import pytest
 
 from emustore.api import PullOptions
-from emustore.errors import StoreError
+from emustore.errors import EmustoreError
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions
 from emustore.stores.containerd.layout import ContainerdRoot
-from tests.support.canary import changes, snapshot
+from tests.support.canary import changes, make_canary, snapshot
 from tests.support.containerd import CONTAINERD_VERSIONS, Containerd
 from tests.support.containerdcompare import diff_roots, snapshot_chains
 from tests.support.figures import record
+from tests.support.imagebuild import ImageBuilder
 from tests.support.imagefactory import PushedImage
 from tests.support.registry import RegistryServer
+from tests.unit.test_robust_hostile import CONTAINED, REFUSED
 
 pytestmark = [pytest.mark.oracle]
 
@@ -138,21 +140,41 @@ def _own_blobs(suite: dict[str, PushedImage], name: str, others: tuple[str, ...]
     return blobs(suite[name]) - set().union(*(blobs(suite[other]) for other in others))
 
 
-def test_hostile_layer_stays_inside(
-    hostile_image: PushedImage, module_canary: Path, registry: RegistryServer, tmp_path: Path
+def test_hostile_layers_stay_inside(
+    hostile_image: PushedImage, module_canary: Path, registry: RegistryServer, scratch: Path
 ) -> None:
-    before = snapshot(module_canary.parent)
-    root = tmp_path / "root"
-    outcome = "pulled"
-    try:
-        pull(hostile_image.reference, root, _options(registry, "2.1"))
-    except StoreError as error:
-        outcome = str(error)
-    outside = changes(before, snapshot(module_canary.parent))
-    record("test_hostile_layer_stays_inside", cases=1, outside_changes=len(outside))
-    assert outside == [], outcome
+    """Links aimed out of the root, and every case of the unit tier's hostile layers (contained:
+    pulled, what they aim at lands inside; refused: one line), through --store containerd; then
+    containerd checks every image pulled."""
+    make_canary(scratch / "outside")
+    root = scratch / "root"
+    before = snapshot(scratch, skip=(root,)) | snapshot(module_canary.parent)
+    pulled = {hostile_image.reference}
+    pull(hostile_image.reference, root, _options(registry, "2.1"))
+    refused = 0
+    for case, (build, expected) in sorted(CONTAINED.items()):
+        image = ImageBuilder().layer(build(scratch)).push(registry.host, "hostile/" + case.lower(), "v1")
+        pull(image.reference, root, _options(registry, "2.1"))
+        pulled.add(image.reference)
+        inside = expected(scratch) if callable(expected) else expected
+        fs = ContainerdRoot(root).snapshot(max(snapshot_chains(root))) / "fs"
+        assert os.path.lexists(fs / inside), case
+    for case, build in sorted(REFUSED.items()):
+        image = ImageBuilder().layer(build(scratch)).push(registry.host, "hostile/" + case.lower(), "v1")
+        with pytest.raises(EmustoreError) as refusal:
+            pull(image.reference, root, _options(registry, "2.1"))
+        assert "\n" not in str(refusal.value)
+        refused += 1
+    outside = changes(before, snapshot(scratch, skip=(root,)) | snapshot(module_canary.parent))
+    record(
+        "test_hostile_layers_stay_inside", cases=len(CONTAINED) + len(REFUSED) + 1, contained=len(CONTAINED) + 1,
+        refused=refused, outside_changes=len(outside),
+    )
+    assert outside == []
+    staging = ContainerdRoot(root).staging
+    assert not staging.exists() or os.listdir(staging) == []  # a failed writer removes its staging dir
     with Containerd("2.1", root) as daemon:
-        assert _check(daemon)[hostile_image.reference] == "complete true"
+        assert _check(daemon) == {reference: "complete true" for reference in pulled}
 
 
 # Where a killed pull dies: a method of the store replaced, in the child only, by one that SIGKILLs

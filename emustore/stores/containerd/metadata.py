@@ -158,12 +158,12 @@ def _put_content(blobs: WriteBucket, record: ContentRecord, changes: MetaChanges
     existing = blobs.bucket(key)
     if existing is not None:
         if changes.source is not None and record.touched:
-            labels = existing.create_bucket_if_not_exists(b"labels")
+            label_bucket = existing.create_bucket_if_not_exists(b"labels")
             label, repository = changes.source
-            old = labels.get(label.encode())
+            old = label_bucket.get(label.encode())
             repositories = set(old.decode().split(",")) if old else set()
             if repository not in repositories:
-                labels.put(label.encode(), ",".join(sorted(repositories | {repository})).encode())
+                label_bucket.put(label.encode(), ",".join(sorted(repositories | {repository})).encode())
                 existing.put(b"updatedat", now)
         return
     bucket = blobs.create_bucket(key)

@@ -72,7 +72,9 @@ class Snapshotter:
         with open_db(self.layout.metadata_db) as db:
             v1 = db.root.bucket(b"v1")
             snaps = v1.bucket(b"snapshots") if v1 is not None else None
-            for key in snaps.buckets() if snaps is not None else ():
+            if snaps is None:
+                return {}
+            for key in snaps.buckets():
                 record = snaps.bucket(key)
                 raw = record.get(b"id") if record is not None else None
                 if raw is not None:
