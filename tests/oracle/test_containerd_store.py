@@ -235,7 +235,8 @@ def test_sigkill_leaves_a_store_containerd_opens(
     with Containerd(version, root) as daemon:
         assert set(_check(daemon).values()) == {"complete true"}
         assert len(_check(daemon)) == 3
-    record("test_sigkill_leaves_a_store_containerd_opens", killed=1, opened=1, previous_intact=1)
+    where = phase.rsplit(":", 1)[-1] + (" (after)" if phase.startswith("after:") else "")
+    record("test_sigkill_leaves_a_store_containerd_opens[%s, %s]" % (where, version), killed=1, opened=1, previous_intact=1)
 
 
 def test_concurrent_pulls(factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path) -> None:

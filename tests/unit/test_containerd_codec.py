@@ -94,3 +94,31 @@ def test_containerd_unpacking_keeps_no_tar_split_and_containerds_xattr_rules() -
     assert docker.skipped_xattrs == () and docker.dialect.symlink_xattrs_on_target
     assert ours.skipped_xattrs == (b"trusted.",)
     assert ours.dialect.empty_xattrs and not ours.dialect.symlink_xattrs_on_target
+
+
+def test_a_staged_blob_on_another_file_system_is_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import hashlib
+    import os
+
+    from emustore.stores.containerd.content import ContentStore
+    from emustore.stores.containerd.layout import ContainerdRoot
+
+    layout = ContainerdRoot(tmp_path / "root")
+    layout.prepare_store()
+    data = b"layer bytes" * 100000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    staged = layout.staging / "x.blob"
+    staged.write_bytes(data)
+    real_rename = os.rename
+
+    def rename(source: object, target: object) -> None:
+        if str(source) == str(staged):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    ContentStore(layout).publish(staged, digest)
+    assert layout.blob(digest).read_bytes() == data
+    assert os.stat(layout.blob(digest)).st_mode & 0o777 == 0o444
+    assert not staged.exists() and list(ContentStore(layout).temp_files()) == []

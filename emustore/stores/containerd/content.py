@@ -3,13 +3,17 @@
 A blob becomes visible by a rename of a complete, synced file whose digest was verified: one
 staged while a layer was unpacked (pipeline.kept_blob, verified by the pipeline), or small bytes
 already in memory (manifests, configs: hashed here). A blob already there is never rewritten.
+Temp files live beside the blobs (`.tmp-*`: containerd skips names that are no digest), so that
+the rename stays on one file system even when the snapshotter's dir is a mount of its own.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from emustore.fsutil import TEMP_PREFIX, fsync_dir
@@ -45,11 +49,17 @@ class ContentStore:
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ValueError("blob %s does not match its bytes" % digest)
         target = self.layout.blob(digest)
-        if target.exists():
-            return
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.layout.ours)
+        if not target.exists():
+            self._write_new(target, [data])
+
+    def _write_new(self, target: Path, chunks: Iterable[bytes]) -> None:
+        """`chunks` into a temp file beside the blobs, 0444, synced, renamed to `target`."""
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.layout.blobs)
         try:
-            os.write(fd, data)
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fchmod(fd, BLOB_MODE)
             os.fsync(fd)
             os.rename(temp, target)
@@ -60,12 +70,30 @@ class ContentStore:
             os.close(fd)
 
     def publish(self, staged: Path, digest: str) -> None:
-        """Rename a verified, synced staged blob into place (dropped when the blob is there)."""
+        """Rename a verified, synced staged blob into place (copied when the staging dir is on
+        another file system; dropped when the blob is there)."""
         target = self.layout.blob(digest)
         if target.exists():
             os.unlink(staged)
-        else:
+            return
+        try:
             os.rename(staged, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            with open(staged, "rb") as source:
+                self._write_new(target, iter(lambda: source.read(1 << 20), b""))
+            os.unlink(staged)
+
+    def temp_files(self) -> Iterator[Path]:
+        """Temp files of interrupted writes (only a writer holding the lock makes them)."""
+        try:
+            names = os.listdir(self.layout.blobs)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(TEMP_PREFIX):
+                yield self.layout.blobs / name
 
     def sync(self) -> None:
         fsync_dir(self.layout.blobs)

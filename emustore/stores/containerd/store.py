@@ -24,7 +24,7 @@ import re
 
 from emustore.engines import DEFAULT, Dialect
 from emustore.errors import StoreError, UsageError
-from emustore.fsutil import TEMP_PREFIX, copy_tree, ensure_dir, random_hex, remove_tree, root_lock
+from emustore.fsutil import copy_tree, ensure_dir, random_hex, remove_tree, root_lock
 from emustore.imageconfig import parse_image_config
 from emustore.manifest import INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, Descriptor, ImageIndex, ImageManifest, parse_manifest
 from emustore.reference import parse_reference
@@ -109,6 +109,7 @@ class ContainerdStore:
         self.snapshotter = Snapshotter(self.layout)
         self._commit: _Commit | None = None
         self._pending: dict[str, StagedSnapshot] = {}
+        self._planned: NamespaceState | None = None  # read once for a pull's plan; re-read under the lock
 
     def refuse_if_owned(self, force: bool) -> None:
         ownership.check_not_owned(self.layout, force)
@@ -147,9 +148,8 @@ class ContainerdStore:
             removed.append(path)
         if removed:
             with self.lock():
-                for name in os.listdir(self.layout.ours):
-                    if name.startswith(TEMP_PREFIX):
-                        remove_tree(self.layout.ours / name)
+                for temp in self.content.temp_files():
+                    remove_tree(temp)
                 removed += self.snapshotter.remove_unrecorded(self.meta.snapshot_keys())
         return removed
 
@@ -162,7 +162,9 @@ class ContainerdStore:
 
     def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
         """The namespace has the snapshot and (with `blob_digest`) the blob, as containerd reuses them."""
-        state = self.meta.state()
+        if self._planned is None:
+            self._planned = self.meta.state()
+        state = self._planned
         if chain_id not in state.snapshots:
             return False
         return blob_digest is None or (blob_digest in state.blobs and self.content.has(blob_digest))
