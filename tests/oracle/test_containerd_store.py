@@ -27,6 +27,7 @@ from emustore.stores.containerd.layout import ContainerdRoot
 from tests.support.canary import changes, make_canary, snapshot
 from tests.support.containerd import CONTAINERD_VERSIONS, Containerd
 from tests.support.containerdcompare import diff_roots, snapshot_chains
+from tests.support.daemons import Daemons
 from tests.support.figures import record
 from tests.support.imagebuild import ImageBuilder
 from tests.support.imagefactory import PushedImage
@@ -39,9 +40,9 @@ FIDELITY_VERSIONS = ("1.6", "2.1")
 
 
 def _options(registry: RegistryServer, version: str, **kw: object) -> PullOptions:
+    settings: dict[str, object] = {"engine": "containerd-" + version, **kw}
     return PullOptions(
-        registry=RegistryOptions(insecure_registries=(registry.host,)),
-        store="containerd", engine="containerd-" + version, **kw,  # type: ignore[arg-type]
+        registry=RegistryOptions(insecure_registries=(registry.host,)), store="containerd", **settings,  # type: ignore[arg-type]
     )
 
 
@@ -93,6 +94,26 @@ def test_fidelity_equals_ctr_pull(fidelity_roots: tuple[str, Path, Path], factor
     version, theirs, ours = fidelity_roots
     differences = diff_roots(theirs, ours)
     record("test_fidelity_equals_ctr_pull[%s]" % version, images=len(factory_suite), differences=len(differences))
+    assert differences == [], "\n".join(differences[:40])
+
+
+def test_moby_namespace_equals_docker_28(
+    factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Docker 28 with its containerd image store (Docker 29's default) pulls the suite into the
+    "moby" namespace; emustore's `--namespace moby --engine 28` must write the same."""
+    daemons = Daemons()
+    try:
+        docker = daemons.start("28", tmp_path / "docker", containerd_store=True)
+        for image in factory_suite.values():
+            docker.docker("pull", "-q", image.reference)
+    finally:
+        daemons.stop()
+    ours = tmp_path / "emustore"
+    for image in factory_suite.values():
+        pull(image.reference, ours, _options(registry, "2.1", namespace="moby", engine="28"))
+    differences = diff_roots(tmp_path / "docker" / "containerd" / "daemon", ours)
+    record("test_moby_namespace_equals_docker_28", images=len(factory_suite), differences=len(differences))
     assert differences == [], "\n".join(differences[:40])
 
 

@@ -12,7 +12,7 @@ class ContainerdDialect:
     version: str  # "1.6", "1.7", "2.1"
     schema: int  # v1/version of a new meta.db
     snapshot_ref: bool  # snapshots carry containerd.io/snapshot.ref = <chain id>
-    every_manifest: bool  # every manifest of an index and its config are kept, not only the platform's
+    every_manifest: bool  # ctr keeps every manifest of an index and its config, not only the platform's
     touches_unpacked_layers: bool  # a layer whose snapshot is there is still fetched (its source label updated)
 
 

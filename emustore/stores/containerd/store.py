@@ -44,13 +44,14 @@ from emustore.stores.containerd.metadata import (
 )
 from emustore.stores.containerd.snapshots import NewSnapshot, Snapshotter, Usage, usage
 from emustore.stores.docker.layerdb import chain_ids
-from emustore.stores.docker.staging import StagingSet, abandoned, create_set
+from emustore.stores.docker.staging import StagingSet, abandoned, writing
 
 ROLE = "a containerd root"
 _NAMESPACE = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*\Z")  # containerd's namespace names
 MAX_NAMESPACE = 76
 MAX_LABEL = 4096  # key + value, containerd's limit
 CRI = "containerd.io/snapshot/cri."
+DOCKER_NAMESPACE = "moby"  # Docker's containerd image store: its own pull, its cri.* snapshot labels
 GC_CONTENT = "containerd.io/gc.ref.content."
 
 
@@ -121,20 +122,16 @@ class ContainerdStore:
 
     @property
     def keeps_every_manifest(self) -> bool:
-        return self.dialect.every_manifest
+        """ctr 2.x keeps every manifest of an index; Docker's pull into "moby" (28) only the platform's."""
+        return self.dialect.every_manifest and self.namespace != DOCKER_NAMESPACE
 
     @property
     def configs(self) -> ContentStore:
         return self.content
 
-    @contextmanager
-    def staging(self, kind: str) -> Iterator[StagingSet]:
-        owned = create_set(self.layout, kind, ROLE)
-        try:
-            self.remove_abandoned()
-            yield owned
-        finally:
-            owned.remove()
+    def staging(self, kind: str) -> AbstractContextManager[StagingSet]:
+        """A staging set of ours (stores/docker/staging.py), dead writers' leftovers removed first."""
+        return writing(self.layout, kind, self.remove_abandoned, ROLE)
 
     def remove_abandoned(self) -> list[Path]:
         """Dead writers' staging sets; if there was any, under the lock, their temp files and the
@@ -334,7 +331,7 @@ class ContainerdStore:
 
     def _snapshot_labels(self, chain_id: str, image: ResolvedImage, commit: _Commit) -> dict[str, str]:
         labels = {}
-        if self.namespace == "moby":
+        if self.namespace == DOCKER_NAMESPACE:
             labels.update(self._cri_labels(chain_id, image, commit))
         if self.dialect.snapshot_ref:
             labels["containerd.io/snapshot.ref"] = chain_id

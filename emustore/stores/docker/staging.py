@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +100,18 @@ def create_set(layout: StagingRoot, kind: str, role: str = "a data root") -> Sta
             raise
         os.close(fd)  # a cleaner took it for a dead writer's and removed it: draw another
     raise StoreError("could not create a staging dir in %s" % layout.staging)
+
+
+@contextmanager
+def writing(layout: StagingRoot, kind: str, clean: Callable[[], object], role: str = "a data root") -> Iterator[StagingSet]:
+    """A set of our own for the block (create_set), `clean` (removing what dead writers left)
+    run once it is ours; the set removed when the block ends, whatever the outcome."""
+    owned = create_set(layout, kind, role)
+    try:
+        clean()
+        yield owned
+    finally:
+        owned.remove()
 
 
 def prepare_root(layout: StagingRoot, role: str = "a data root") -> None:

@@ -21,7 +21,7 @@ from emustore.stores.docker.layout import DataRoot
 from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
-from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
+from emustore.stores.docker.staging import StagingSet, abandoned, temp_files, writing
 
 
 
@@ -147,16 +147,10 @@ class DockerStore:
             for image_id, parent_id in parents.items():
                 self.images.set_parent(image_id, parent_id)
 
-    @contextmanager
-    def staging(self, kind: str) -> Iterator[StagingSet]:
+    def staging(self, kind: str) -> AbstractContextManager[StagingSet]:
         """A staging set of our own for the block (staging.py), in a root made usable first (a
         StoreError says why it is not); what writers that are gone left is removed on the way."""
-        owned = create_set(self.layout, kind)
-        try:
-            self.remove_abandoned()
-            yield owned
-        finally:
-            owned.remove()
+        return writing(self.layout, kind, self.remove_abandoned)
 
     def remove_abandoned(self) -> list[Path]:
         """Remove what dead writers left: their staging sets, the overlay2 dirs they published
