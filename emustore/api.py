@@ -22,6 +22,7 @@ from emustore.progress import Reporter
 from emustore.pull import PullOptions, PullResult
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
+from emustore.stores.containerd.layout import DEFAULT_ROOT as CONTAINERD_ROOT
 
 if TYPE_CHECKING:
     from emustore.explain.walk import Walk
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["PullOptions", "Store", "pull", "render_inspect"]
+__all__ = ["CONTAINERD_ROOT", "PullOptions", "Store", "pull", "render_inspect"]
 
 
 def __getattr__(name: str) -> Any:

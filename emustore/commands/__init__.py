@@ -46,9 +46,9 @@ def store_root(args: argparse.Namespace) -> str:
     if args.root:
         return str(args.root)
     if args.store == "containerd":
-        from emustore.stores.containerd.layout import DEFAULT_ROOT
+        from emustore.api import CONTAINERD_ROOT
 
-        return DEFAULT_ROOT
+        return CONTAINERD_ROOT
     from emustore.errors import UsageError
 
     raise UsageError("the following arguments are required: --root (or $%s)" % ROOT_ENV)

@@ -81,12 +81,15 @@ def fidelity_roots(
     """(version, root containerd pulled the suite into, root emustore pulled it into)."""
     version: str = request.param
     base = tmp_path_factory.mktemp("fidelity-" + version)
+    # the suite, a re-pull (a no-op but for times), a pull by digest (named by it)
+    references = [image.reference for image in factory_suite.values()]
+    references += [references[0], factory_suite["whiteouts"].digest_reference]
     with Containerd(version, base / "containerd") as daemon:
-        for image in factory_suite.values():
-            daemon.ctr("images", "pull", "--plain-http", image.reference)
+        for reference in references:
+            daemon.ctr("images", "pull", "--plain-http", reference)
     ours = base / "emustore"
-    for image in factory_suite.values():
-        pull(image.reference, ours, _options(registry, version))
+    for reference in references:
+        pull(reference, ours, _options(registry, version))
     return version, daemon.root, ours
 
 
