@@ -254,7 +254,7 @@ def _plan(
     for i, desc in enumerate(image.layers):
         layer = _Layer(desc, diff_ids[i], chains[i], chains[i - 1] if i else None)
         if not first_of:  # every layer below exists
-            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest if by_distribution else None)
+            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest, by_distribution)
         if not layer.exists:
             layer.first = first_of.get(desc.digest)
             first_of.setdefault(desc.digest, layer)

@@ -80,8 +80,9 @@ class Destination(Protocol[S, L]):
         """The image is there as the engine sees it (config and its top layer)."""
         ...
 
-    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
-        """The layer is there; with `blob_digest`, also known to come from that blob (a pull's rule)."""
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
+        """The layer is there for a layer of blob `blob_digest` (`by_distribution`: a pull's rule,
+        where the engine also knows the layer came from that blob; a load looks at less)."""
         ...
 
     def stage(self, into: S) -> L:

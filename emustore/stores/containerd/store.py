@@ -157,14 +157,12 @@ class ContainerdStore:
         """Never short-cut: the image record, its manifests and labels are written each time."""
         return False
 
-    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
-        """The namespace has the snapshot and (with `blob_digest`) the blob, as containerd reuses them."""
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
+        """The namespace has the snapshot and the blob (kept for a load too), as containerd reuses them."""
         if self._planned is None:
             self._planned = self.meta.state()
         state = self._planned
-        if chain_id not in state.snapshots:
-            return False
-        return blob_digest is None or (blob_digest in state.blobs and self.content.has(blob_digest))
+        return chain_id in state.snapshots and blob_digest in state.blobs and self.content.has(blob_digest)
 
     def stage(self, into: StagingSet) -> StagedSnapshot:
         staged = StagedSnapshot(into.dir / random_hex(16))

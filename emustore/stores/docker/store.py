@@ -105,9 +105,9 @@ class DockerStore:
         """Present as dockerd sees it: the config verifies and its top layer (if any) is loadable."""
         return self.images.get(image_id) is not None and (top_chain_id is None or self.layers.exists(top_chain_id))
 
-    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
         """dockerd's skip rule: the chain is there and (for a pull) the blob maps to the diff id."""
-        known = blob_digest is None or self.distribution.diff_id_for(blob_digest) == diff_id
+        known = not by_distribution or self.distribution.diff_id_for(blob_digest) == diff_id
         return known and self.layers.exists(chain_id)
 
     def discard_staging(self) -> None:
