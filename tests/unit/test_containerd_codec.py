@@ -122,3 +122,22 @@ def test_a_staged_blob_on_another_file_system_is_copied(tmp_path: Path, monkeypa
     assert layout.blob(digest).read_bytes() == data
     assert os.stat(layout.blob(digest)).st_mode & 0o777 == 0o444
     assert not staged.exists() and list(ContentStore(layout).temp_files()) == []
+
+
+def test_a_stale_snapshot_record_is_replaced_with_its_parent_link(tmp_path: Path) -> None:
+    """A key left by a writer killed before meta.db's commit is recorded again by the next one:
+    one record, one parents entry, the new id."""
+    from emustore.bbolt.reader import dump
+    from emustore.stores.containerd.layout import ContainerdRoot
+    from emustore.stores.containerd.snapshots import NewSnapshot, Snapshotter, Usage
+
+    layout = ContainerdRoot(tmp_path / "root")
+    layout.prepare_store()
+    snapshotter = Snapshotter(layout)
+    base, child = NewSnapshot("default/2/sha256:a", None, Usage(1, 4096), {}), NewSnapshot("default/4/sha256:b", "default/2/sha256:a", Usage(2, 8192), {})
+    assert snapshotter.record([base, child]) == [1, 2]
+    assert snapshotter.record([child]) == [3]
+    v1 = dump(layout.metadata_db)["buckets"][b"v1"]
+    assert v1["buckets"][b"parents"]["values"] == {b"\x01\x00\x03": b"default/4/sha256:b"}
+    assert snapshotter.ids() == {"default/2/sha256:a": 1, "default/4/sha256:b": 3}
+    assert v1["buckets"][b"snapshots"]["sequence"] == 3

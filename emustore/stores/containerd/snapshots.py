@@ -93,7 +93,12 @@ class Snapshotter:
             now = go_time()
             for snap in snapshots:
                 key = snap.key.encode()
-                if snaps.bucket(key) is not None:
+                stale = snaps.bucket(key)
+                if stale is not None:  # and the link to it from its parent
+                    raw_id = stale.get(b"id")
+                    for link, _ in list(parents.items()):
+                        if raw_id is not None and _child_id(link) == read_uvarint(raw_id)[0]:
+                            parents.delete(link)
                     snaps.delete_bucket(key)
                 new_id = snaps.next_sequence()
                 bucket = snaps.create_bucket(key)
