@@ -1,5 +1,6 @@
 """Is a containerd running on this root? containerd holds an exclusive flock on meta.db (and its
-snapshotter's metadata.db) for as long as it runs, as bbolt does: a lock we cannot share is one."""
+snapshotter's metadata.db) for as long as it runs, as bbolt does: a lock we cannot share is one,
+once other emustore writers (which take those flocks only under our writer lock) are ruled out."""
 
 from __future__ import annotations
 

@@ -113,10 +113,16 @@ class ContainerdStore:
         self._planned: NamespaceState | None = None  # read once for a pull's plan; re-read under the lock
 
     def refuse_if_owned(self, force: bool) -> None:
-        ownership.check_not_owned(self.layout, force)
+        """A database flock held by anyone but another emustore writer (waited for) is containerd's."""
+        if self.layout.lock_file.exists():
+            with root_lock(self.layout.lock_file):
+                ownership.check_not_owned(self.layout, force)
+        else:
+            ownership.check_not_owned(self.layout, force)
 
     def lock(self) -> AbstractContextManager[None]:
-        """Our writer lock (a file in our dir); bbolt's flock on each database is taken beside it."""
+        """Our writer lock (a file in our dir). Every read and write of the databases happens under
+        it, so that bbolt's flocks never meet between emustore processes: only a containerd's."""
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
@@ -160,7 +166,8 @@ class ContainerdStore:
     def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
         """The namespace has the snapshot and the blob (kept for a load too), as containerd reuses them."""
         if self._planned is None:
-            self._planned = self.meta.state()
+            with self.lock():
+                self._planned = self.meta.state()
         state = self._planned
         return chain_id in state.snapshots and blob_digest in state.blobs and self.content.has(blob_digest)
 
