@@ -60,7 +60,8 @@ def add_engine_argument(parser: argparse.ArgumentParser) -> None:
         "--engine",
         metavar="VERSION",
         help="write what Docker VERSION writes: 20.10 (default), 26 or 28; other versions map to the nearest "
-        "(up to 23: 20.10, 24-26: 26, 27 and later: 28); default $EMUSTORE_ENGINE, else 20.10",
+        "(up to 23: 20.10, 24-26: 26, 27 and later: 28); with --store containerd, the containerd it ships "
+        "(1.6, 1.7, 2.1), also named containerd-1.6, -1.7, -2.1; default $EMUSTORE_ENGINE, else 20.10",
     )
 
 
