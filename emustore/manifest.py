@@ -38,6 +38,11 @@ OCI_LAYER_NONDIST_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.ta
 _SCHEMA1_TYPES = (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED)
 _MANIFEST_TYPES = (DOCKER_MANIFEST, OCI_MANIFEST)
 _INDEX_TYPES = (DOCKER_MANIFEST_LIST, OCI_INDEX)
+MANIFEST_TYPES, INDEX_TYPES = _MANIFEST_TYPES, _INDEX_TYPES
+LAYER_TYPES = (  # what containerd counts as layers (its gc.ref.content.l.<n> labels)
+    DOCKER_LAYER, DOCKER_FOREIGN_LAYER, "application/vnd.docker.image.rootfs.diff.tar",
+    OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_LAYER_NONDIST, OCI_LAYER_NONDIST_GZIP, OCI_LAYER_NONDIST_ZSTD,
+)
 _GENERIC_CONTENT_TYPES = ("", "application/json", "application/octet-stream", "text/plain")
 # dockerd 20.10 (distribution/registry.go): accepted exactly, or as a prefix followed by ".".
 _SUPPORTED_MEDIA_TYPES = (

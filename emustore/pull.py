@@ -21,7 +21,7 @@ from typing import Any
 from emustore.digest import short_id
 from emustore.engines import DEFAULT, Dialect, requested_dialect
 from emustore.stores.docker.dialect import chosen_dialect
-from emustore.errors import EmustoreError, ManifestError
+from emustore.errors import EmustoreError, ManifestError, UsageError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
 from emustore.layers.extract import OPAQUE_XATTR
@@ -36,10 +36,10 @@ from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
 from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
-from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.destination import Destination, Staged, Staging
 from emustore.stores.docker.store import DockerStore
 
+STORES = ("docker", "containerd")
 DEFAULT_CONCURRENCY = 4
 IN_THREAD_MAX = 1 << 20  # blobs up to this size are unpacked in the pull's own thread
 DOCKER_UMASK = 0o022
@@ -68,6 +68,8 @@ class PullOptions:
     blob_cache: str | os.PathLike[str] | None = None  # a directory keeping blobs for the next pulls
 
     engine: str | Dialect | None = None  # the engine whose dialect is written: $EMUSTORE_ENGINE, else the root's
+    store: str = "docker"  # "docker": an overlay2 data root; "containerd": containerd's image store
+    namespace: str = "default"  # the containerd namespace written ("moby": Docker's, "k8s.io": kubelet's)
 
     def parsed_platform(self) -> Platform | None:
         return parse_platform(self.platform) if isinstance(self.platform, str) else self.platform
@@ -75,10 +77,14 @@ class PullOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.engine, Dialect):  # checked (and $EMUSTORE_ENGINE read) once, up front
             object.__setattr__(self, "engine", requested_dialect(self.engine))
+        if self.store not in STORES:
+            raise UsageError("unknown store %r: expected one of %s" % (self.store, ", ".join(STORES)))
 
     def for_root(self, root: str | os.PathLike[str]) -> PullOptions:
-        """These options with the dialect settled: the one asked for, else the root's (20.10 for a
-        root no engine 26 or later has used: stores/docker/dialect.py)."""
+        """These options with the dialect settled: the one asked for, else (a Docker root) the
+        root's: 20.10 for a root no engine 26 or later has used (stores/docker/dialect.py)."""
+        if self.store != "docker":
+            return replace(self, engine=self.dialect)
         return replace(self, engine=chosen_dialect(self.engine, root))
 
     @property
@@ -87,16 +93,25 @@ class PullOptions:
         return self.engine if isinstance(self.engine, Dialect) else DEFAULT
 
     def destination(self, root: str | os.PathLike[str]) -> Destination[Any, Any]:
-        """The store at `root` these options write (a Docker overlay2 data root in the dialect)."""
+        """The store at `root` these options write, in the dialect: a Docker overlay2 data root, or
+        containerd's image store (namespace `namespace`)."""
+        if self.store == "containerd":
+            from emustore.stores.containerd.store import ContainerdStore  # only when asked for
+
+            return ContainerdStore(Path(root), self.dialect, self.namespace)
         return DockerStore(Path(root), self.dialect)
 
     def unpacking(self) -> UnpackOptions:
         """How each layer is unpacked (per blob, `file_reads` and `may_fork` are set as it comes)."""
-        return UnpackOptions(
+        options = UnpackOptions(
             expansion=expansion_limit(self.max_expansion),
             opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
             dialect=self.dialect,
         )
+        if self.store == "containerd":  # its applier sets empty xattrs, never trusted.* ones nor through a symlink
+            applier = replace(self.dialect, empty_xattrs=True, symlink_xattrs_on_target=False)
+            options = replace(options, dialect=applier, skipped_xattrs=(b"trusted.",))
+        return options
 
 
 class Registration:
@@ -153,7 +168,7 @@ def pull(
     source: ImageSource | None = None,
     registration: Registration = PULL,
 ) -> PullResult:
-    """Pull one image into a Docker 20.10 overlay2 data root, like `docker pull`.
+    """Pull one image into a store (a Docker data root, or containerd's with `options.store`), like `docker pull`.
 
     The image comes from the registry the reference names, unless another `source` is given.
     A root a running dockerd owns is refused unless `options.force`. With a LoadRegistration the
@@ -165,14 +180,17 @@ def pull(
     old_umask = os.umask(DOCKER_UMASK)
     store: Destination[Any, Any] | None = None
     try:
-        check_not_owned(root, options.force)
+        store = options.destination(root)
+        store.refuse_if_owned(options.force)
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         platform = options.parsed_platform()
-        store = options.destination(root)
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
-            opened = opened or RegistrySource(ref, platform, options=options.registry, config_stores=[store.configs])
+            opened = opened or RegistrySource(
+                ref, platform, options=options.registry, config_stores=[store.configs],
+                every_manifest=store.keeps_every_manifest,
+            )
             if options.blob_cache is not None:
                 from emustore.sources.cache import BlobCache, CachingSource  # only when asked for: a faster start
 
@@ -232,7 +250,7 @@ def _pull(
     references = registration.references(image)
     if store.has_image(image_id, chains[-1] if chains else None):
         with store.committing(registration.by_distribution):
-            store.tag(references)
+            store.tag(references, image)
         report.done(ref, image.manifest_digest, downloaded=False)
         return PullResult(ref, image_id, image.manifest_digest, downloaded=False)
 
@@ -244,8 +262,8 @@ def _pull(
     _download(downloads, source, store, staging, report, options)
     with store.committing(registration.by_distribution), _interrupts_deferred():
         _register(image, layers, store, staging, report, registration)
-        store.put_image(image.config_bytes)
-        store.tag(references)
+        store.put_image(image)
+        store.tag(references, image)
     report.done(ref, image.manifest_digest, downloaded=True)
     unwritten = [
         layer.result.unwritable.counts()
@@ -269,7 +287,7 @@ def _plan(
     for i, desc in enumerate(image.layers):
         layer = _Layer(desc, diff_ids[i], chains[i], chains[i - 1] if i else None)
         if not first_of:  # every layer below exists
-            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest if by_distribution else None)
+            layer.exists = store.has_layer(chains[i], diff_ids[i], desc.digest, by_distribution)
         if not layer.exists:
             layer.first = first_of.get(desc.digest)
             first_of.setdefault(desc.digest, layer)
@@ -308,9 +326,10 @@ def _download(
                 until_stopped(blob.iter_chunks()),
                 desc.digest,
                 str(staged.diff),
-                str(staged.tar_split),
+                None if staged.tar_split is None else str(staged.tar_split),
                 replace(unpacking, file_reads=blob.file_reads, may_fork=may_fork),
                 on_bytes=lambda n: report.progress(desc.digest, n, desc.size),
+                blob_path=None if staged.blob is None else str(staged.blob),
             )
         if result.unwritable is not None and result.unwritable.lost():
             write_file(staged.dir / RECORD_NAME, result.unwritable.to_json(), 0o644)
@@ -319,7 +338,7 @@ def _download(
                 "layers from manifest don't match image configuration: layer %s has diff id %s, config says %s"
                 % (short_id(desc.digest), result.diff_id, layer.diff_id)
             )
-        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size)
+        store.prepare_layer(staged, layer.chain_id, result.diff_id, layer.parent, result.size, desc.digest)
         layer.result = result
         report.layer(desc.digest, "Download complete")
 
@@ -366,7 +385,9 @@ def _register(
         else:  # a blob already registered lower: copied, as dockerd does
             staged = store.stage_repeat(staging, layer.first.chain_id, reread=not registration.by_distribution)
             assert layer.first.result is not None
-            store.prepare_layer(staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size)
+            store.prepare_layer(
+                staged, layer.chain_id, layer.diff_id, layer.parent, layer.first.result.size, layer.blob.digest
+            )
         store.commit_layer(staged, layer.chain_id, layer.parent)
         report.layer(layer.blob.digest, "Pull complete")
     if registration.by_distribution:

@@ -25,6 +25,35 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--store docker|containerd and --namespace NS (containerd's), for the writers; with them --root
+    may be left out for containerd (its default root)."""
+    parser.add_argument(
+        "--store", choices=("docker", "containerd"), default="docker",
+        help="write a Docker data root (default) or containerd's image store (content, meta.db, overlayfs snapshots)",
+    )
+    parser.add_argument(
+        "--namespace", default="default", metavar="NS",
+        help="the containerd namespace (default: default; moby: Docker's containerd store; k8s.io: kubelet's)",
+    )
+    for action in parser._actions:
+        if action.dest == "root":
+            action.required = False
+
+
+def store_root(args: argparse.Namespace) -> str:
+    """--root, else $EMUSTORE_ROOT, else (for --store containerd only) /var/lib/containerd."""
+    if args.root:
+        return str(args.root)
+    if args.store == "containerd":
+        from emustore.api import CONTAINERD_ROOT
+
+        return CONTAINERD_ROOT
+    from emustore.errors import UsageError
+
+    raise UsageError("the following arguments are required: --root (or $%s)" % ROOT_ENV)
+
+
 ENGINE_OF_ROOT = "the root's engine (26+ if it has engine-id, else 20.10)"
 
 
@@ -33,7 +62,8 @@ def add_engine_argument(parser: argparse.ArgumentParser, default: str = ENGINE_O
     parser.add_argument(
         "--engine",
         metavar="VERSION",
-        help="write/print as this Docker engine does: 20.10, 26 or 28 (nearest dialect for others); "
+        help="write/print as this Docker engine does: 20.10, 26 or 28 (nearest dialect for others; with "
+        "--store containerd, the containerd it ships: 1.6, 1.7, 2.1, also named containerd-1.6, -1.7, -2.1); "
         "default $EMUSTORE_ENGINE, else %s" % default,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_engine_argument, add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument, add_store_arguments, store_root
 from emustore.errors import EmustoreError
 from emustore.api import PullOptions, Store
 
@@ -25,6 +25,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from an OCI index (default: this machine's)")
     p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")
     add_engine_argument(p)
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -35,8 +36,10 @@ def run(args: argparse.Namespace) -> int:
         source = sys.stdin.buffer
     else:
         source = args.input
-    options = PullOptions(platform=args.platform, force=args.force, engine=args.engine)
-    for loaded in Store(args.root).load(source, options):
+    options = PullOptions(
+        platform=args.platform, force=args.force, engine=args.engine, store=args.store, namespace=args.namespace
+    )
+    for loaded in Store(store_root(args)).load(source, options):
         for tag in loaded.tags:
             print("Loaded image: %s" % tag, flush=True)
         if not loaded.tags:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_engine_argument, add_root_argument
+from emustore.commands import add_engine_argument, add_root_argument, add_store_arguments, store_root
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
 from emustore.layers.pipeline import MAX_EXPANSION
 from emustore.errors import ManifestError, UsageError
 from emustore.layers.unprivileged import warning_line
-from emustore.api import PullOptions, Store
-from emustore.api import PullFailure
+from emustore.api import PullFailure, PullOptions, Store
 from emustore.pull import DEFAULT_CONCURRENCY, PullResult
 from emustore.reference import parse_reference
 from emustore.registry.options import add_registry_arguments, options_from_args
@@ -49,6 +48,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     p.add_argument("--blob-cache", metavar="DIR", help="keep registry blobs in DIR and reuse them (shared by any roots)")
     add_engine_argument(p)
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
         platform=args.platform,
         concurrency=args.concurrency, force=args.force, max_expansion=args.max_expansion, rootless=args.rootless,
         registry=None if args.source else options_from_args(args), blob_cache=args.blob_cache,
-        engine=args.engine,
+        engine=args.engine, store=args.store, namespace=args.namespace,
     )
     reporter: Reporter = QuietReporter() if args.quiet else TerminalReporter() if sys.stdout.isatty() else LineReporter()
-    store = Store(args.root)
+    store = Store(store_root(args))
     if len(references) == 1:
         given = parse_reference(references[0], default_tag=False)
         if not args.quiet and given.tag is None and given.digest is None:

@@ -71,11 +71,18 @@ class Extractor:
     `symlink_xattrs_on_target`: a symlink's xattrs go to what it resolves to inside the layer,
     as dockerd 28 sets them (20.10 and 26 set them on the link, where user.* ones fail)."""
 
-    def __init__(self, diff_dir: str, opaque_xattr: str = OPAQUE_XATTR, symlink_xattrs_on_target: bool = False) -> None:
+    def __init__(
+        self,
+        diff_dir: str,
+        opaque_xattr: str = OPAQUE_XATTR,
+        symlink_xattrs_on_target: bool = False,
+        skipped_xattrs: tuple[bytes, ...] = (),
+    ) -> None:
         self.diff_dir = diff_dir
         self.paths = RootedPaths(os.fsencode(os.path.abspath(diff_dir)))
         self.opaque_xattr = opaque_xattr
         self.symlink_xattrs_on_target = symlink_xattrs_on_target
+        self.skipped_xattrs = skipped_xattrs  # prefixes of a layer's xattrs never set (containerd: trusted.)
         self.unwritable = Unwritable() if os.geteuid() != 0 else None
         self._dirs: list[tuple[bytes, int | None, int]] = []
         self._modes: list[tuple[bytes, int]] = []  # directory modes deferred without root
@@ -225,7 +232,8 @@ class Extractor:
             self._set_target_xattrs(hdr)
         else:
             for key, value in hdr.xattrs.items():
-                self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
+                if not key.startswith(self.skipped_xattrs):
+                    self._setxattr(path, hdr.name, key.decode("utf-8", "surrogateescape"), value, True)
         if kind == SYMLINK:
             atime = max(hdr.atime_ns if hdr.atime_ns is not None else hdr.mtime_ns, hdr.mtime_ns)
             if 0 <= atime <= MAX_TIME_NS and -MAX_TIME_NS <= hdr.mtime_ns <= MAX_TIME_NS:

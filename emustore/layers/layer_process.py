@@ -11,19 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from emustore.errors import EmustoreError, LayerError
 from emustore.layers.forking import Worker
-from emustore.layers.pipeline import LayerResult, UnpackOptions, unpack_layer
+from emustore.layers.pipeline import LayerResult, UnpackOptions, kept_blob, unpack_layer
 
 
 def unpack_layer_forked(
     compressed: Iterable[bytes],
     blob_digest: str,
     diff_dir: str,
-    tar_split_path: str,
+    tar_split_path: str | None,
     options: UnpackOptions = UnpackOptions(),
     on_bytes: Callable[[int], None] | None = None,
+    blob_path: str | None = None,
 ) -> LayerResult:
     """unpack_layer's result and errors, its work done by a forked child; `on_bytes` is called
-    here, as the blob goes by."""
+    here, as the blob goes by, and with `blob_path` the blob is written there here too (kept_blob)."""
+    if blob_path is not None:
+        with kept_blob(compressed, blob_path) as kept:
+            return unpack_layer_forked(kept, blob_digest, diff_dir, tar_split_path, options, on_bytes)
     worker = Worker(lambda chunks: _unpack(chunks, blob_digest, diff_dir, tar_split_path, options))
     try:
         for chunk in compressed:
@@ -44,7 +48,7 @@ def unpack_layer_forked(
 
 
 def _unpack(
-    chunks: Iterator[bytes], blob_digest: str, diff_dir: str, tar_split_path: str, options: UnpackOptions
+    chunks: Iterator[bytes], blob_digest: str, diff_dir: str, tar_split_path: str | None, options: UnpackOptions
 ) -> object:  # pragma: no cover
     """In the child: the result, or the error to raise in the parent."""
     try:

@@ -10,7 +10,9 @@ process of its own per layer (layer_process.py), but for small blobs.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from emustore.engines import DEFAULT, Dialect
@@ -73,20 +75,27 @@ class UnpackOptions:
     opaque_xattr: str = OPAQUE_XATTR  # marks opaque dirs (user.overlay.opaque for a rootless layout)
     may_fork: bool = True  # a layer of many small files may move its extraction to a forked child
     dialect: Dialect = DEFAULT  # the engine whose tar-split and xattrs are written
+    skipped_xattrs: tuple[bytes, ...] = ()  # prefixes of layer xattrs never set (containerd's applier: trusted.)
 
 
 def unpack_layer(
     compressed: Iterable[bytes],
     blob_digest: str,
     diff_dir: str,
-    tar_split_path: str,
+    tar_split_path: str | None,
     options: UnpackOptions = UnpackOptions(),
     on_bytes: Callable[[int], None] | None = None,
+    blob_path: str | None = None,
 ) -> LayerResult:
-    """Stream a layer blob into `diff_dir` and its tar-split; raise if the blob's digest is wrong.
+    """Stream a layer blob into `diff_dir` and its tar-split (none when `tar_split_path` is None);
+    raise if the blob's digest is wrong. With `blob_path`, the compressed bytes are also written
+    there as they pass (a store keeping blobs as fetched: kept_blob).
 
     With `options.may_fork`, a layer of many small files is extracted by a forked child (beside
     this thread's work) from the point it shows them (see _Extraction); otherwise all right here."""
+    if blob_path is not None:
+        with kept_blob(compressed, blob_path) as kept:
+            return unpack_layer(kept, blob_digest, diff_dir, tar_split_path, options, on_bytes)
     blob_hash = hashlib.sha256()
     counted = 0
 
@@ -108,6 +117,26 @@ def unpack_layer(
         if _ends_within(source.chunks, VERIFY_TAIL):
             source.verify()
         raise
+
+
+@contextmanager
+def kept_blob(chunks: Iterable[bytes], path: str) -> Iterator[Iterator[bytes]]:
+    """`chunks`, each also written to the new file `path` (0444) as it passes; synced when the
+    block ends normally (the caller verifies the digest before publishing the file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+
+    def written() -> Iterator[bytes]:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+            yield chunk
+
+    try:
+        yield written()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -135,12 +164,12 @@ def _ends_within(chunks: Iterator[bytes], limit: int) -> bool:
     return True
 
 
-def _unpack(source: _Source, diff_dir: str, tar_split_path: str, options: UnpackOptions) -> LayerResult:
+def _unpack(source: _Source, diff_dir: str, tar_split_path: str | None, options: UnpackOptions) -> LayerResult:
     expansion, dialect = options.expansion, options.dialect
     refusal = (lambda output: expansion.refusal(output, source.counted())) if expansion is not None else None
     decompressed = Decompressed(source.chunks, refusal)
     diff_hash = hashlib.sha256()
-    extractor = Extractor(diff_dir, options.opaque_xattr, dialect.symlink_xattrs_on_target)
+    extractor = Extractor(diff_dir, options.opaque_xattr, dialect.symlink_xattrs_on_target, options.skipped_xattrs)
     extraction = _Extraction(extractor, options.may_fork)
     ahead = Prefetched(_fed(iter(decompressed), diff_hash.update))  # blob in, hash, decompress
     position = _Position()
@@ -249,16 +278,16 @@ class _Extraction:
 
 def _split(
     stream: ByteStream,
-    tar_split_path: str,
+    tar_split_path: str | None,
     extraction: _Extraction,
     position: _Position,
     options: UnpackOptions,
     decompressed: Decompressed,
 ) -> None:
-    """Write the tar-split of the whole stream, applying each member on the way."""
+    """Write the tar-split of the whole stream (none without a path), applying each member on the way."""
     dialect = options.dialect
-    with open(tar_split_path, "wb") as out:
-        packer = TarSplitPacker(out, dialect.go122_json_escapes)
+    with open(tar_split_path, "wb") if tar_split_path is not None else nullcontext(None) as out:
+        packer = TarSplitPacker(out, dialect.go122_json_escapes) if out is not None else _NoTarSplit()
         _disassemble(TarReader(stream, dialect.empty_xattrs), packer, extraction, position)
         trailing = 0
         rest = stream.rest(READ_WINDOW)
@@ -269,6 +298,19 @@ def _split(
         if dialect.tar_split_final_empty_segment and (not trailing or decompressed.final_empty_read):
             packer.add_segment(b"")
         packer.close()
+
+
+class _NoTarSplit:
+    """The packer's interface, keeping nothing (a store without tar-split: containerd)."""
+
+    def add_segment(self, raw: bytes | memoryview) -> None:
+        pass
+
+    def add_file(self, name: bytes, size: int, crc: int | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _fed(chunks: Iterator[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
@@ -282,7 +324,7 @@ def _ignore(chunk: bytes) -> None:
     pass
 
 
-def _disassemble(reader: TarReader, packer: TarSplitPacker, extraction: _Extraction, position: _Position) -> None:
+def _disassemble(reader: TarReader, packer: TarSplitPacker | _NoTarSplit, extraction: _Extraction, position: _Position) -> None:
     """Members in archive order: raw segment, extraction, then the file entry with its CRC.
     A child that failed stops the reading once it reaches the child's error."""
     while True:

@@ -13,7 +13,8 @@ from emustore.reference import Reference
 
 @dataclass(frozen=True)
 class ResolvedImage:
-    """One image picked for this platform; `manifest_digest` is the list/index digest when there is one."""
+    """One image picked for this platform; `manifest_digest` is the list/index digest when there is one,
+    and then `index_bytes` are that list/index as fetched (a store keeping every blob stores it)."""
 
     reference: Reference
     repository: str
@@ -23,6 +24,9 @@ class ResolvedImage:
     config_bytes: bytes
     config_digest: str
     layers: list[Descriptor]
+    index_bytes: bytes | None = None
+    index_media_type: str | None = None
+    other_blobs: tuple[tuple[str, bytes], ...] = ()  # the index's other manifests and their configs, when asked for
 
 
 class LayerStream(Protocol):

@@ -31,7 +31,8 @@ class RegistrySource:
     origin; an insecure origin over unverified HTTPS, then HTTP) until one resolves the image;
     its layers then come from that endpoint. The repository recorded stays the original name.
     `config_stores` (the root's image store, a blob cache) are asked for the config before it is
-    downloaded, in order.
+    downloaded, in order. With `every_manifest`, every other manifest of an index and its config are
+    fetched too (containerd 2.x keeps them), verified and bounded like the image's own.
     """
 
     def __init__(
@@ -41,11 +42,13 @@ class RegistrySource:
         client: RegistryClient | None = None,
         options: RegistryOptions | None = None,
         config_stores: Sequence[ConfigStore] = (),
+        every_manifest: bool = False,
     ) -> None:
         if ref.tag is None and ref.digest is None:
             raise ValueError(f"reference {ref} needs a tag or a digest to be pulled")
         self.ref = ref
         self.config_stores = list(config_stores)
+        self.every_manifest = every_manifest
         self.platform = platform or host_platform()
         self.options = options or RegistryOptions()
         self._owns_client = client is None
@@ -62,8 +65,13 @@ class RegistrySource:
         path = self.ref.path
         data, content_type, top_digest = client.get_manifest(path, self.ref.digest or self.ref.tag or "")
         parsed = parse_manifest(data, content_type)
+        index: tuple[bytes, str] | None = None
+        others: list[tuple[str, bytes]] = []
         if isinstance(parsed, ImageIndex):
+            index = (data, parsed.media_type)
             entry = select_platform(parsed, self.platform)
+            if self.every_manifest:
+                others = self._other_manifests(client, parsed, entry.digest)
             data, content_type, _ = client.get_manifest(path, entry.digest)
             parsed = parse_manifest(data, content_type)
             if isinstance(parsed, ImageIndex):
@@ -87,7 +95,28 @@ class RegistrySource:
             config_bytes=config_bytes,
             config_digest=config.digest,
             layers=list(parsed.layers),
+            index_bytes=index[0] if index is not None else None,
+            index_media_type=index[1] if index is not None else None,
+            other_blobs=tuple(others),
         )
+
+    def _other_manifests(self, client: RegistryClient, index: ImageIndex, chosen: str) -> list[tuple[str, bytes]]:
+        """(digest, bytes) of each other manifest of `index` and of its config (a nested index: itself only)."""
+        found: list[tuple[str, bytes]] = []
+        for entry in index.manifests:
+            if entry.digest == chosen or any(digest == entry.digest for digest, _ in found):
+                continue
+            data, content_type, _ = client.get_manifest(self.ref.path, entry.digest)
+            found.append((entry.digest, data))
+            parsed = parse_manifest(data, content_type or entry.media_type)
+            if isinstance(parsed, ImageIndex):
+                continue
+            config = parsed.config
+            if config.size > MAX_CONFIG_SIZE:
+                raise ManifestError(f"image config {config.digest} of {self.ref} is larger than the {MAX_CONFIG_SIZE}-byte limit")
+            if not any(digest == config.digest for digest, _ in found):
+                found.append((config.digest, client.fetch_blob(self.ref.path, config.digest, MAX_CONFIG_SIZE)))
+        return found
 
     def open_layer(self, desc: Descriptor) -> contextlib.AbstractContextManager[BlobStream]:
         """Stream one layer blob by digest (foreign `urls` are ignored, as dockerd 20.10 does on Linux)."""

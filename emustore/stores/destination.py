@@ -4,7 +4,8 @@ As containers/image's ImageDestination: which image and layers (by chain id) it 
 to stage a layer; a layer's record prepared as soon as it is verified; then, under the store's
 lock, layers committed in chain order, blob provenance, the image, its tags. The pipeline writes
 each layer into a staged directory (`diff`, and the tar-split beside it) that the store owns.
-The Docker overlay2 root implements it (stores/docker/store.py: DockerStore).
+The Docker overlay2 root implements it (stores/docker/store.py: DockerStore), and so does
+containerd's image store (stores/containerd/store.py: ContainerdStore).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from emustore.sources.base import ResolvedImage
+
 
 class Staged(Protocol):
-    """A layer being written: extracted into `diff`, its tar-split at `tar_split`, notes in `dir`."""
+    """A layer being written: extracted into `diff`, its tar-split at `tar_split` (None: the store
+    keeps none), its compressed blob kept at `blob` (None: not kept), notes in `dir`."""
 
     @property
     def dir(self) -> Path: ...
@@ -25,7 +29,10 @@ class Staged(Protocol):
     def diff(self) -> Path: ...
 
     @property
-    def tar_split(self) -> Path: ...
+    def tar_split(self) -> Path | None: ...
+
+    @property
+    def blob(self) -> Path | None: ...
 
 
 class Staging(Protocol):
@@ -46,6 +53,15 @@ L = TypeVar("L", bound=Staged)
 class Destination(Protocol[S, L]):
     """A store images are written into; `S` its staging areas, `L` its staged layers."""
 
+    def refuse_if_owned(self, force: bool) -> None:
+        """Raise (RootInUse) when the store's engine is running on it, unless `force`."""
+        ...
+
+    @property
+    def keeps_every_manifest(self) -> bool:
+        """Whether every manifest of an index (and its config) is stored, not only the platform's."""
+        ...
+
     @property
     def configs(self) -> ConfigLookup:
         """Image configs the store holds, by image id (a warm pull does not download them again)."""
@@ -64,8 +80,9 @@ class Destination(Protocol[S, L]):
         """The image is there as the engine sees it (config and its top layer)."""
         ...
 
-    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
-        """The layer is there; with `blob_digest`, also known to come from that blob (a pull's rule)."""
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
+        """The layer is there for a layer of blob `blob_digest` (`by_distribution`: a pull's rule,
+        where the engine also knows the layer came from that blob; a load looks at less)."""
         ...
 
     def stage(self, into: S) -> L:
@@ -77,8 +94,11 @@ class Destination(Protocol[S, L]):
         when the engine reads the same bytes again (a load) rather than applies them again (a pull)."""
         ...
 
-    def prepare_layer(self, staged: L, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
-        """The verified layer's record, written beside it (no lock needed)."""
+    def prepare_layer(
+        self, staged: L, chain_id: str, diff_id: str, parent: str | None, size: int, blob_digest: str
+    ) -> None:
+        """The verified layer's record, written beside it (no lock needed); `blob_digest` is the
+        blob it came from (kept at `staged.blob` when the store keeps blobs)."""
         ...
 
     def committing(self, record_blobs: bool) -> AbstractContextManager[None]:
@@ -93,12 +113,12 @@ class Destination(Protocol[S, L]):
         """(diff id, blob digest, repository) of each layer, as a pull records where layers came from."""
         ...
 
-    def put_image(self, config: bytes) -> str:
-        """Store the image config; its image id."""
+    def put_image(self, image: ResolvedImage) -> str:
+        """Store the image (its config; a store keeping manifests, those too); its image id."""
         ...
 
-    def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
-        """Set each (familiar repository, key, image id)."""
+    def tag(self, references: Sequence[tuple[str, str, str]], image: ResolvedImage) -> None:
+        """Set each (familiar repository, key, image id) of `image`."""
         ...
 
     def link_parents(self, parents: dict[str, str]) -> None:

@@ -58,6 +58,19 @@ class Containerd:
         self.workdir = Path(tempfile.mkdtemp(prefix="ctd", dir="/tmp"))
         self.socket = self.workdir / "s"
         self.process: subprocess.Popen[bytes] | None = None
+        self.env = dict(os.environ, PATH=f"{self._runtime_path()}:{os.environ.get('PATH', '')}")
+
+    def _runtime_path(self) -> Path:
+        """A dir put first on the daemon's PATH: this version's shim and Debian 12's runc (engines.md)."""
+        bindir = self.workdir / "bin"
+        bindir.mkdir(exist_ok=True)
+        for name, target in (
+            ("containerd-shim-runc-v2", self.binary.parent / "containerd-shim-runc-v2"),
+            ("runc", Path("/usr/sbin/runc")),
+        ):
+            if target.exists() and not (bindir / name).exists():
+                (bindir / name).symlink_to(target)
+        return bindir
 
     def start(self) -> Containerd:
         """Start the daemon and wait until its socket answers (30 s)."""
@@ -75,7 +88,8 @@ class Containerd:
         log = open(self.workdir / "log", "wb")
         with log:
             self.process = subprocess.Popen(
-                [str(self.binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [str(self.binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.env,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -89,7 +103,8 @@ class Containerd:
     def ctr(self, *args: str, check: bool = True, stdin: bytes = b"") -> str:
         """Run `ctr -a SOCK args…` and return its output; raise with it when it fails and `check`."""
         done = subprocess.run(
-            [str(self.ctr_binary), "-a", str(self.socket), *args], input=stdin, capture_output=True, timeout=60
+            [str(self.ctr_binary), "-a", str(self.socket), *args], input=stdin, capture_output=True, timeout=60,
+            env=self.env,
         )
         if check and done.returncode != 0:
             raise RuntimeError(f"ctr {' '.join(args)}: {done.returncode}: {done.stderr.decode(errors='replace').strip()}")

@@ -30,11 +30,11 @@ class Daemons:
         require_binary(DOCKER_CLI, CLI_MISSING)
         return found
 
-    def start(self, version: str, data_root: Path) -> Dockerd:
+    def start(self, version: str, data_root: Path, containerd_store: bool = False) -> Dockerd:
         found = self.require(version)
         workdir = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))
         try:
-            daemon = Dockerd(data_root, workdir, engine=found)
+            daemon = Dockerd(data_root, workdir, engine=found, containerd_store=containerd_store)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

@@ -39,7 +39,8 @@ class Dockerd:
     CLI config dir and the exec root (whose containerd socket must fit a unix socket path)."""
 
     def __init__(
-        self, data_root: Path, workdir: Path, *, engine: Engine | None = None, startup_timeout: float = 60.0
+        self, data_root: Path, workdir: Path, *, engine: Engine | None = None, startup_timeout: float = 60.0,
+        containerd_store: bool = False,
     ) -> None:
         self.engine = engine or find_engine("20.10")
         self.data_root = Path(data_root).absolute()
@@ -55,7 +56,9 @@ class Dockerd:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cli_config.mkdir(exist_ok=True)
         config_file = self.workdir / "daemon.json"
-        config_file.write_text("{}")
+        # the containerd image store (Docker 29's default): images go to <data-root>/containerd/daemon
+        config_file.write_text('{"features": {"containerd-snapshotter": true}}' if containerd_store else "{}")
+        driver = [] if containerd_store else ["--storage-driver", "overlay2"]
         self.client = httpx.Client(
             transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://docker", timeout=120
         )
@@ -74,7 +77,7 @@ class Dockerd:
                     "--pidfile", str(self.pidfile),
                     "--iptables=false",
                     "--bridge=none",
-                    "--storage-driver", "overlay2",
+                    *driver,
                     "--log-level", "warn",
                     *self.engine.flags,
                 ],

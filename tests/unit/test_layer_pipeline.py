@@ -145,3 +145,30 @@ def test_raw_deflate_is_not_gzip(tmp_path: Path) -> None:
     """Anything without a known magic is read as a plain tar, and fails as one."""
     with pytest.raises(LayerError):
         _run(tmp_path, zlib.compress(_one_file_tar()))
+
+
+@pytest.mark.parametrize("forked", [False, True])
+def test_a_kept_blob_is_the_blob_and_no_tar_split_is_made(tmp_path: Path, forked: bool) -> None:
+    """A store keeping blobs (containerd): the compressed bytes written as they pass, and without
+    a tar-split path nothing but the diff dir and the blob is made."""
+    from emustore.layers.layer_process import unpack_layer_forked
+
+    blob = _gzip(_one_file_tar(100000) + bytes(range(256)) * 4000)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    diff = tmp_path / "fs"
+    diff.mkdir()
+    chunks = [blob[i:i + 777] for i in range(0, len(blob), 777)]
+    unpack = unpack_layer_forked if forked else unpack_layer
+    result = unpack(iter(chunks), digest, str(diff), None, blob_path=str(tmp_path / "blob"))
+    assert result.blob_digest == digest
+    assert (tmp_path / "blob").read_bytes() == blob
+    assert (tmp_path / "blob").stat().st_mode & 0o777 == 0o444
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blob", "fs"]
+
+
+def test_a_kept_blob_that_does_not_verify_fails_the_layer(tmp_path: Path) -> None:
+    blob = _gzip(_one_file_tar())
+    diff = tmp_path / "fs"
+    diff.mkdir()
+    with pytest.raises(DigestMismatch):
+        unpack_layer(iter([blob]), "sha256:" + "0" * 64, str(diff), None, blob_path=str(tmp_path / "blob"))

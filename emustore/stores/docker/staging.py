@@ -1,4 +1,5 @@
-"""Staging sets: each writer's scratch under tmp/emustore-staging/, owned through an flock.
+"""Staging sets: each writer's scratch under tmp/emustore-staging/ (in a containerd root, under the
+overlayfs snapshotter's emustore/staging/), owned through an flock.
 
 A pull, load or create stages its work in `<kind>-<random>/`, beside `<kind>-<random>.lock`: a
 file it holds an flock on for its whole run. The kernel drops that lock when the process dies,
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from emustore.errors import StoreError
 from emustore.fsutil import TEMP_PREFIX, random_hex, remove_tree, unusable_dir
@@ -62,10 +64,23 @@ def kind_of(name: str) -> str:
     return prefix if prefix in KINDS else "pull"
 
 
-def create_set(layout: DataRoot, kind: str) -> StagingSet:
-    """A new set, locked, in a root made usable first (a StoreError says why it is not)."""
+class StagingRoot(Protocol):
+    """A store with a staging dir of ours (the Docker data root's tmp/emustore-staging, containerd's
+    in the overlayfs snapshotter's dir): what sets are made in."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def staging(self) -> Path: ...
+
+    def prepare_staging(self) -> None: ...
+
+
+def create_set(layout: StagingRoot, kind: str, role: str = "a data root") -> StagingSet:
+    """A new set, locked, in a root made usable first (a StoreError says why it is not `role`)."""
     for _ in range(_ATTEMPTS):
-        prepare_root(layout)
+        prepare_root(layout, role)
         name = "%s-%s" % (kind, random_hex(8))
         lock = layout.staging / (name + LOCK_SUFFIX)
         try:
@@ -73,7 +88,7 @@ def create_set(layout: DataRoot, kind: str) -> StagingSet:
         except FileNotFoundError:
             continue  # a writer that failed in a new root removed the staging dir meanwhile
         except OSError as exc:
-            raise StoreError(unusable_dir(layout.root, "a data root", exc)) from None
+            raise StoreError(unusable_dir(layout.root, role, exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner looks at it
             if _is_current(fd, lock):
@@ -87,12 +102,24 @@ def create_set(layout: DataRoot, kind: str) -> StagingSet:
     raise StoreError("could not create a staging dir in %s" % layout.staging)
 
 
-def prepare_root(layout: DataRoot) -> None:
-    """The root, tmp/ and the staging dir, made if missing; a StoreError if the root is unusable."""
+@contextmanager
+def writing(layout: StagingRoot, kind: str, clean: Callable[[], object], role: str = "a data root") -> Iterator[StagingSet]:
+    """A set of our own for the block (create_set), `clean` (removing what dead writers left)
+    run once it is ours; the set removed when the block ends, whatever the outcome."""
+    owned = create_set(layout, kind, role)
+    try:
+        clean()
+        yield owned
+    finally:
+        owned.remove()
+
+
+def prepare_root(layout: StagingRoot, role: str = "a data root") -> None:
+    """The root and its staging dir, made if missing; a StoreError if the root is unusable as `role`."""
     try:
         layout.prepare_staging()
     except OSError as exc:
-        raise StoreError(unusable_dir(layout.root, "a data root", exc)) from None
+        raise StoreError(unusable_dir(layout.root, role, exc)) from None
 
 
 def abandoned(staging: Path) -> Iterator[Path]:

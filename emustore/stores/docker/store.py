@@ -11,15 +11,17 @@ from pathlib import Path
 
 from emustore.digest import is_hex64
 from emustore.engines import DEFAULT, Dialect
-from emustore.fsutil import ensure_dir, remove_tree, root_lock
+from emustore.fsutil import copy_tree, ensure_dir, remove_tree, root_lock
 from emustore.layers.tarsplit import append_empty_segment
+from emustore.sources.base import ResolvedImage
 from emustore.stores.docker.distribution import DistributionMetadata
 from emustore.stores.docker.imagedb import ImageDB
 from emustore.stores.docker.layerdb import LayerDB, LayerRecord
 from emustore.stores.docker.layout import DataRoot
+from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
-from emustore.stores.docker.staging import StagingSet, abandoned, create_set, temp_files
+from emustore.stores.docker.staging import StagingSet, abandoned, temp_files, writing
 
 
 
@@ -45,6 +47,11 @@ class StagedLayer:
     @property
     def tar_split(self) -> Path:
         return self.dir.parent / (self.dir.name + ".tar-split.json.gz")
+
+    @property
+    def blob(self) -> None:
+        """dockerd keeps no blob: the layer's tar is reassembled from tar-split and diff."""
+        return None
 
     @property
     def write_set(self) -> Path:
@@ -75,12 +82,20 @@ class DockerStore:
         self.references = ReferenceStore(self.layout)
         self.distribution = DistributionMetadata(self.layout)
 
+    def refuse_if_owned(self, force: bool) -> None:
+        """A RootInUse error when a running dockerd owns the root, unless `force`."""
+        check_not_owned(self.layout.root, force)
+
     def lock(self) -> AbstractContextManager[None]:
         """The root's writer lock; take it only around registration and index updates."""
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
     # The Destination protocol (stores/destination.py), as a Docker overlay2 root answers it.
+
+    @property
+    def keeps_every_manifest(self) -> bool:
+        return False
 
     @property
     def configs(self) -> ImageDB:
@@ -90,9 +105,9 @@ class DockerStore:
         """Present as dockerd sees it: the config verifies and its top layer (if any) is loadable."""
         return self.images.get(image_id) is not None and (top_chain_id is None or self.layers.exists(top_chain_id))
 
-    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str | None) -> bool:
+    def has_layer(self, chain_id: str, diff_id: str, blob_digest: str, by_distribution: bool) -> bool:
         """dockerd's skip rule: the chain is there and (for a pull) the blob maps to the diff id."""
-        known = blob_digest is None or self.distribution.diff_id_for(blob_digest) == diff_id
+        known = not by_distribution or self.distribution.diff_id_for(blob_digest) == diff_id
         return known and self.layers.exists(chain_id)
 
     def discard_staging(self) -> None:
@@ -104,7 +119,9 @@ class DockerStore:
         as_read = reread or not self.dialect.tar_split_final_empty_segment  # 26 and later never add one
         return self.stage_copy(into, self.overlay2.diff_dir(first.cache_id), tar_split, as_read)
 
-    def prepare_layer(self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
+    def prepare_layer(
+        self, staged: StagedLayer, chain_id: str, diff_id: str, parent: str | None, size: int, blob_digest: str
+    ) -> None:
         self.prepare_record(staged, chain_id, diff_id, parent, size)
 
     @contextmanager
@@ -119,10 +136,10 @@ class DockerStore:
     def record_blobs(self, entries: Sequence[tuple[str, str, str]]) -> None:
         self.distribution.record_pulls(list(entries))
 
-    def put_image(self, config: bytes) -> str:
-        return self.images.put(config)
+    def put_image(self, image: ResolvedImage) -> str:
+        return self.images.put(image.config_bytes)
 
-    def tag(self, references: Sequence[tuple[str, str, str]]) -> None:
+    def tag(self, references: Sequence[tuple[str, str, str]], image: ResolvedImage | None = None) -> None:
         self.references.add(list(references))
 
     def link_parents(self, parents: dict[str, str]) -> None:
@@ -130,16 +147,10 @@ class DockerStore:
             for image_id, parent_id in parents.items():
                 self.images.set_parent(image_id, parent_id)
 
-    @contextmanager
-    def staging(self, kind: str) -> Iterator[StagingSet]:
+    def staging(self, kind: str) -> AbstractContextManager[StagingSet]:
         """A staging set of our own for the block (staging.py), in a root made usable first (a
         StoreError says why it is not); what writers that are gone left is removed on the way."""
-        owned = create_set(self.layout, kind)
-        try:
-            self.remove_abandoned()
-            yield owned
-        finally:
-            owned.remove()
+        return writing(self.layout, kind, self.remove_abandoned)
 
     def remove_abandoned(self) -> list[Path]:
         """Remove what dead writers left: their staging sets, the overlay2 dirs they published
@@ -175,15 +186,9 @@ class DockerStore:
         """Stage a copy of an extracted layer, as dockerd registers a blob repeated in a manifest.
 
         With `reread` the tar-split stays as it is, as when dockerd reads the same bytes again (load)."""
-        import subprocess  # only for a blob repeated in a manifest: a faster start
-
         staged = self.stage(into)
         os.rmdir(staged.diff)
-        subprocess.run(
-            ["cp", "-a", "--preserve=all", "--", str(source_diff), str(staged.diff)],
-            check=True,
-            capture_output=True,
-        )
+        copy_tree(source_diff, staged.diff)
         if reread:
             shutil.copyfile(source_tar_split, staged.tar_split)
         else:

@@ -1,0 +1,209 @@
+"""meta.db, containerd's metadata database: the one owner of its buckets (containerd-store-format.md §2).
+
+Per namespace: content records (size, times, labels), images (name → target descriptor), the
+snapshots of the overlayfs snapshotter (chain id → the snapshotter's key, parent, children,
+labels) and the bucket sequence snapshot keys are numbered from. Read under bbolt's shared
+flock, written in one copy-on-write transaction (emustore.bbolt) under its exclusive flock: a
+running containerd holds it, so both are refused while one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emustore.bbolt.reader import Bucket, open_db
+from emustore.bbolt.writer import WriteBucket, update
+from emustore.stores.containerd.codec import go_time, varint
+from emustore.stores.containerd.layout import SNAPSHOTTER
+
+SOURCE_LABEL = "containerd.io/distribution.source."
+DB_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    digest: str
+    size: int
+    labels: dict[str, str]
+    touched: bool = True  # the pull goes through it: when already there, it gets the source too
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    chain_id: str
+    key: str  # the snapshotter's name: "<namespace>/<n>/<chain id>"
+    parent: str | None
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    name: str  # the full reference, e.g. "docker.io/library/busybox:latest"
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass
+class MetaChanges:
+    """What one pull adds to a namespace; `source` (label key, repository) labels every blob it
+    wrote, and is added to the label of each blob already there that it went through (`touched`)."""
+
+    contents: list[ContentRecord] = field(default_factory=list)
+    snapshots: list[SnapshotRecord] = field(default_factory=list)
+    images: list[ImageRecord] = field(default_factory=list)
+    source: tuple[str, str] | None = None
+    sequence: int = 0  # the snapshots bucket's sequence after the snapshots (keys numbered below it)
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    """What a namespace holds, as a pull needs to know it."""
+
+    snapshots: dict[str, str]  # chain id → the snapshotter's key
+    blobs: frozenset[str]  # content digests
+    sequence: int  # of snapshots/overlayfs
+
+
+EMPTY = NamespaceState({}, frozenset(), 0)
+
+
+class MetaDB:
+    def __init__(self, path: Path, namespace: str) -> None:
+        self.path = path
+        self.namespace = namespace.encode()
+
+    def state(self) -> NamespaceState:
+        """The namespace's snapshots, blobs and snapshot sequence (empty when there is no database)."""
+        if not self.path.exists():
+            return EMPTY
+        with open_db(self.path) as db:
+            ns = _path(db.root, b"v1", self.namespace)
+            if ns is None:
+                return EMPTY
+            blobs = _path(ns, b"content", b"blob")
+            snaps = _path(ns, b"snapshots", SNAPSHOTTER.encode())
+            return NamespaceState(
+                _snapshot_keys(snaps) if snaps is not None else {},
+                frozenset(key.decode() for key in blobs.buckets()) if blobs is not None else frozenset(),
+                snaps.sequence if snaps is not None else 0,
+            )
+
+    def snapshot_keys(self) -> set[str]:
+        """The snapshotter key of every snapshot of every namespace (what the snapshotter must keep)."""
+        if not self.path.exists():
+            return set()
+        keys: set[str] = set()
+        with open_db(self.path) as db:
+            v1 = db.root.bucket(b"v1")
+            for ns_name in v1.buckets() if v1 is not None else ():
+                snaps = _path(v1, ns_name, b"snapshots", SNAPSHOTTER.encode())
+                keys.update(_snapshot_keys(snaps).values() if snaps is not None else ())
+        return keys
+
+    def commit(self, changes: MetaChanges, version: int) -> None:
+        """Apply `changes` in one transaction; a new database gets schema `version` (an existing
+        one keeps its own: containerd migrates it when it needs to)."""
+        with _transaction(self.path) as root:
+            v1 = root.create_bucket_if_not_exists(b"v1")
+            if v1.get(b"version") is None:
+                v1.put(b"version", varint(version))
+            ns = v1.create_bucket_if_not_exists(self.namespace)
+            content = ns.create_bucket_if_not_exists(b"content")
+            blobs = content.create_bucket_if_not_exists(b"blob")
+            content.create_bucket_if_not_exists(b"ingests")
+            images = ns.create_bucket_if_not_exists(b"images")
+            ns.create_bucket_if_not_exists(b"leases")
+            snaps = ns.create_bucket_if_not_exists(b"snapshots").create_bucket_if_not_exists(SNAPSHOTTER.encode())
+            now = go_time()
+            for record in changes.contents:
+                _put_content(blobs, record, changes, now)
+            for snap in changes.snapshots:
+                _put_snapshot(snaps, snap, now)
+            snaps.sequence = max(snaps.sequence, changes.sequence)
+            for image in changes.images:
+                _put_image(images, image, now)
+
+
+@contextmanager
+def _transaction(path: Path) -> Iterator[WriteBucket]:
+    with update(path, create=True, mode=DB_MODE) as root:
+        yield root
+
+
+def _path(bucket: Bucket | None, *names: bytes) -> Bucket | None:
+    for name in names:
+        if bucket is None:
+            return None
+        bucket = bucket.bucket(name)
+    return bucket
+
+
+def _snapshot_keys(snaps: Bucket) -> dict[str, str]:
+    """chain id (or any snapshot key of the namespace) → the snapshotter's key."""
+    found = {}
+    for chain in snaps.buckets():
+        record = snaps.bucket(chain)
+        name = record.get(b"name") if record is not None else None
+        if name is not None:
+            found[chain.decode()] = name.decode()
+    return found
+
+
+def _put_content(blobs: WriteBucket, record: ContentRecord, changes: MetaChanges, now: bytes) -> None:
+    key = record.digest.encode()
+    existing = blobs.bucket(key)
+    if existing is not None:
+        if changes.source is not None and record.touched:
+            label_bucket = existing.create_bucket_if_not_exists(b"labels")
+            label, repository = changes.source
+            old = label_bucket.get(label.encode())
+            repositories = set(old.decode().split(",")) if old else set()
+            if repository not in repositories:
+                label_bucket.put(label.encode(), ",".join(sorted(repositories | {repository})).encode())
+                existing.put(b"updatedat", now)
+        return
+    bucket = blobs.create_bucket(key)
+    bucket.put(b"createdat", now)
+    bucket.put(b"updatedat", now)
+    bucket.put(b"size", varint(record.size))
+    labels = dict(record.labels)
+    if changes.source is not None:
+        labels[changes.source[0]] = changes.source[1]
+    _put_labels(bucket, labels)
+
+
+def _put_labels(bucket: WriteBucket, labels: dict[str, str]) -> None:
+    if labels:
+        into = bucket.create_bucket(b"labels")
+        for name, value in labels.items():
+            into.put(name.encode(), value.encode())
+
+
+def _put_snapshot(snaps: WriteBucket, snap: SnapshotRecord, now: bytes) -> None:
+    bucket = snaps.create_bucket(snap.chain_id.encode())
+    bucket.put(b"name", snap.key.encode())
+    if snap.parent is not None:
+        bucket.put(b"parent", snap.parent.encode())
+        parent = snaps.bucket(snap.parent.encode())
+        if parent is not None:
+            parent.create_bucket_if_not_exists(b"children").put(snap.chain_id.encode(), b"")
+    bucket.put(b"createdat", now)
+    bucket.put(b"updatedat", now)
+    _put_labels(bucket, snap.labels)
+
+
+def _put_image(images: WriteBucket, image: ImageRecord, now: bytes) -> None:
+    key = image.name.encode()
+    bucket = images.bucket(key)
+    if bucket is None:
+        bucket = images.create_bucket(key)
+        bucket.put(b"createdat", now)
+    bucket.put(b"updatedat", now)
+    target = bucket.create_bucket_if_not_exists(b"target")
+    target.put(b"digest", image.digest.encode())
+    target.put(b"mediatype", image.media_type.encode())
+    target.put(b"size", varint(image.size))
