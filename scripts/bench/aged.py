@@ -1,0 +1,60 @@
+"""Scenario `aged`: pulls on a file system that has just had many files deleted, beside the same
+pulls on a fresh one of the same kind.
+
+Before each aged run (untimed) `age()` creates and deletes many empty files spread over many
+directories, as a long-lived /var/lib/docker's `rmi` and `prune` do; the fresh file system never
+has anything deleted. On ext4 without a journal the inode allocator skips inodes freed in the
+last minutes one by one, so creation right after a mass deletion is slower; with a journal it
+does not need to (`--aged-journal` measures that case).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from scripts.bench.contenders import Contender
+from scripts.bench.pulls import Pushed, once
+from scripts.bench.report import AgedResult
+
+PER_DIR = 200
+
+
+def age(fs: Path, files: int) -> None:
+    """Create `files` empty files (PER_DIR per directory) under `fs`, sync, delete them, sync."""
+    top = Path(tempfile.mkdtemp(prefix="aging-", dir=fs))
+    for i in range(files):
+        directory = top / str(i // PER_DIR)
+        if i % PER_DIR == 0:
+            directory.mkdir()
+        os.close(os.open(directory / str(i), os.O_CREAT | os.O_WRONLY, 0o644))
+    os.sync()
+    shutil.rmtree(top)
+    os.sync()
+
+
+def measure(
+    image: Pushed,
+    fresh: list[Contender],
+    aged: list[Contender],
+    aged_fs: Path,
+    deleted: int,
+    runs: int,
+    log: Callable[[str], None],
+) -> AgedResult:
+    """`fresh` and `aged`: the same contenders, working on the fresh and the aged file system."""
+    result = AgedResult(image.name, deleted)
+    for run in range(runs):
+        for on_fresh, on_aged in zip(fresh, aged):
+            sample, _ = once(on_fresh, image.target, warm=False)
+            result.fresh.setdefault(on_fresh.name, []).append(sample)
+            aged_sample, _ = once(on_aged, image.target, warm=False, before=lambda: age(aged_fs, deleted))
+            result.aged.setdefault(on_aged.name, []).append(aged_sample)
+            log(
+                f"  {image.name} run {run + 1}/{runs} {on_fresh.name}: fresh {sample.seconds:.2f}s "
+                f"aged {aged_sample.seconds:.2f}s"
+            )
+    return result
