@@ -75,7 +75,9 @@ def measure_size(
         }
         for op, argv in commands.items():
             result.samples.setdefault(("emustore", op, size), []).append(timed(argv))
+        start = time.perf_counter()
         daemon = Dockerd(root, daemon_dir)
+        result.samples.setdefault(("dockerd", "daemon start", size), []).append(Sample(time.perf_counter() - start))
         try:
             calls = {
                 "images": ("GET", "/images/json"),

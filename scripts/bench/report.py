@@ -223,7 +223,7 @@ def render_aged(results: list[AgedResult], fs: str, runs: int, machine_line: str
     return "\n".join(lines).rstrip()
 
 
-BIGROOT_OPS = ("images", "inspect", "rmi", "image prune", "fsck", "du")
+BIGROOT_OPS = ("images", "inspect", "rmi", "image prune", "fsck", "du", "daemon start")
 
 
 def render_bigroot(result: BigRootResult, runs: int, machine_line: str) -> str:
@@ -278,3 +278,56 @@ def merge(old_page: str, new: dict[str, str], notes: list[str]) -> str:
         parts += [section(name, body), ""]
     parts += ["## How to read it", ""] + [f"- {note}" for note in notes]
     return "\n".join(parts) + "\n"
+
+
+NOTES = [
+    "**emustore**: `python -m emustore pull REF… --root DIR` as one subprocess into a fresh empty root; the time "
+    "includes the interpreter's start. Peak memory is the largest sum, sampled every 50 ms, of the proportional "
+    "set size (PSS) of emustore and its extraction processes (forks share pages: PSS counts each page once).",
+    "**emustore --store containerd**: the same with `--store containerd`; the column appears by itself once "
+    "`emustore pull --help` mentions `--store`.",
+    "**docker 20.10**, **docker 28**: `/usr/bin/docker pull REF` for each reference in turn against a private "
+    "dockerd (Debian 12's 20.10.24; Debian's 28.5.2 with its containerd 2.1.9 from the engine cache, "
+    "`make setup`), overlay2, started untimed on an empty data root for each run and stopped by pid after it. "
+    "**docker 28 containerd store**: the same daemon with the containerd image store "
+    "(`--feature containerd-snapshotter=true`, the flag form of daemon.json's "
+    '`"features": {"containerd-snapshotter": true}`; its snapshotter is overlayfs). dockerd 20.10 cannot pull '
+    "zstd layers: it pulls the image's gzip twin (same config). An engine's memory is its daemon's process "
+    "tree (dockerd and its containerd), idle baseline included, during the pulls.",
+    "**ctr 2.1 pull**: `ctr images pull --plain-http --snapshotter overlayfs REF` (fetch, then unpack into "
+    "snapshots) against a private containerd 2.1.9 (plugins reaching outside its dirs disabled) started untimed "
+    "on an empty root for each run.",
+    "**floor**: every layer blob through `curl | gzip -d | tar -x` (or `zstd -d`), all layers at once; no "
+    "verification, no tar-split, no metadata: what the machine needs just to move the bytes. For a list of "
+    "images: the union of their blobs, each once.",
+    "Runs are interleaved (each contender in turn, then again) so that load on the machine hits all alike; all "
+    "read the same local `docker-registry` over loopback; the disks are synced before each timed run. Every "
+    "contender writes to the same fresh ext4 (mkfs defaults with a journal, twice the inodes), loop-mounted for "
+    "each image (or list); nothing is deleted there until the end (see `aged`).",
+    "**Images**: `debian-minbase` is a real Debian root file system: `mmdebstrap --variant=minbase bookworm` "
+    "(Debian packages from the Debian mirror, file times pinned by SOURCE_DATE_EPOCH), its /dev device nodes "
+    "left out as Debian's container images do. `debian-python` adds one layer: the difference between that tree "
+    "and `mmdebstrap --include=python3,python3-numpy`'s (scripts/bench/layerdiff.py: new or changed entries "
+    "with their parent directories, whiteouts for removed paths; installing these packages removes none). Both "
+    "trees are built once into ~/.cache/emustore/bench/ (`$EMUSTORE_BENCH_CACHE`) and reused without network; "
+    "when mmdebstrap cannot build them the bench says so and skips those images (the `many` scenario then uses "
+    "`mixed`'s layers as its base). `manylayers-50` is busybox and 48 layers of files from /usr, each removing "
+    "a file of the layer before. The others are built from files of this machine, deterministically.",
+    "**Many images**: ten images over one base (the Debian minbase), each with an application layer of its own "
+    "(up to 4 MiB of libraries) and a config file; lists of 2, 5 and 10 of them. emustore pulls a list in one "
+    "process (`emustore pull REF…`: a shared blob is downloaded once); the engines get one `docker pull` after "
+    "another on one daemon, as people script it. Memory should be flat in the length of the list.",
+    "**Aged file system**: two file systems of the same kind for each image, both journal-less like this "
+    "machine's root (`--aged-journal`: both with a journal). Before each run on the aged one (untimed, after the "
+    "contender's root or daemon is ready) 100,000 empty files are created in 500 directories, synced, deleted and "
+    "synced again, as `rmi` and `prune` do in a long-lived /var/lib/docker; the fresh one never has anything "
+    "deleted. See \"What an aged file system changes\" below.",
+    "**Big roots**: images of 6 tiny layers each (no layer shared), pulled by one `emustore pull -q -f LIST` into "
+    "one root, first 50 images (300 layers), then 500 (3000 layers). Each command is timed on that root: "
+    "emustore's as a process (interpreter start included; it reads the root from disk each time), dockerd "
+    "20.10's as one Engine API request on its socket (`GET /images/json`, `GET /images/REF/json`, "
+    "`DELETE /images/REF`, `POST /images/prune`, `GET /system/df`) to a daemon started on the same root "
+    "(untimed; shown as `daemon start`: that is where dockerd reads the root, once, into memory). `rmi` removes "
+    "one image with its 6 layers (a different one for each tool and run); `image prune` finds nothing dangling "
+    "(the scan); `fsck` has no dockerd counterpart.",
+]

@@ -16,7 +16,7 @@ from pathlib import Path
 from scripts.bench import aged, bigroot, many, pulls
 from scripts.bench.contenders import Contender, contenders
 from scripts.bench.images import bench_images, shared_base
-from scripts.bench.report import SCENARIOS, machine, merge, render_aged, render_bigroot, render_many, render_pulls
+from scripts.bench.report import NOTES, SCENARIOS, machine, merge, render_aged, render_bigroot, render_many, render_pulls
 from scripts.bench.scratch import ScratchFs
 from tests.support.registry import RegistryServer
 
@@ -163,13 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     old = output.read_text() if output is not None and output.exists() else ""
-    page = merge(old, sections, HOW_TO_READ)
+    page = merge(old, sections, NOTES)
     print(page)
     if output is not None:
         output.write_text(page)
         log(f"wrote {output}")
     log(f"bench took {time.monotonic() - started:.0f}s")
     return 0
-
-
-HOW_TO_READ: list[str] = []
