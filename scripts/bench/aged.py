@@ -1,7 +1,8 @@
 """Scenario `aged`: pulls on a file system that has just had many files deleted, beside the same
 pulls on a fresh one of the same kind.
 
-Before each aged run (untimed) `age()` creates and deletes many empty files spread over many
+Each aged run gets a file system of its own, and before the run (untimed, once the contender's
+root or daemon is ready) `age()` creates and deletes many empty files spread over many
 directories, as a long-lived /var/lib/docker's `rmi` and `prune` do; the fresh file system never
 has anything deleted. On ext4 without a journal the inode allocator skips inodes freed in the
 last minutes one by one, so creation right after a mass deletion is slower; with a journal it
@@ -14,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from scripts.bench.contenders import Contender
@@ -36,25 +38,22 @@ def age(fs: Path, files: int) -> None:
     os.sync()
 
 
+AgedFs = Callable[[str], AbstractContextManager[tuple[Path, list[Contender]]]]
+
+
 def measure(
-    image: Pushed,
-    fresh: list[Contender],
-    aged: list[Contender],
-    aged_fs: Path,
-    deleted: int,
-    runs: int,
-    log: Callable[[str], None],
+    image: Pushed, fresh: list[Contender], aged_fs: AgedFs, deleted: int, runs: int, log: Callable[[str], None]
 ) -> AgedResult:
-    """`fresh` and `aged`: the same contenders, working on the fresh and the aged file system."""
+    """`fresh`: the contenders on the fresh file system; `aged_fs(name)`: a new file system of the
+    same kind with contender `name` on it, aged once before its run (each aged run gets its own:
+    deletions from an earlier run would add to the next one's)."""
     result = AgedResult(image.name, deleted)
     for run in range(runs):
-        for on_fresh, on_aged in zip(fresh, aged):
+        for on_fresh in fresh:
             sample, _ = once(on_fresh, image.target, warm=False)
             result.fresh.setdefault(on_fresh.name, []).append(sample)
-            aged_sample, _ = once(on_aged, image.target, warm=False, before=lambda: age(aged_fs, deleted))
-            result.aged.setdefault(on_aged.name, []).append(aged_sample)
-            log(
-                f"  {image.name} run {run + 1}/{runs} {on_fresh.name}: fresh {sample.seconds:.2f}s "
-                f"aged {aged_sample.seconds:.2f}s"
-            )
+            with aged_fs(on_fresh.name) as (mountpoint, (on_aged,)):
+                aged, _ = once(on_aged, image.target, warm=False, before=lambda: age(mountpoint, deleted))
+            result.aged.setdefault(on_aged.name, []).append(aged)
+            log(f"  {image.name} run {run + 1}/{runs} {on_fresh.name}: fresh {sample.seconds:.2f}s aged {aged.seconds:.2f}s")
     return result

@@ -266,9 +266,9 @@ def sections_of(page: str) -> dict[str, str]:
     return {match.group(1): match.group(2) for match in found}
 
 
-def merge(old_page: str, new: dict[str, str], notes: list[str]) -> str:
+def merge(old_page: str, new: dict[str, str], tail: str) -> str:
     """The page with the scenarios of `new` replaced and every other one kept from `old_page`
-    (or marked as not measured yet)."""
+    (or marked as not measured yet), then `tail` (the text that explains them)."""
     kept = sections_of(old_page)
     parts = [TITLE, ""]
     for name in SCENARIOS:
@@ -276,8 +276,13 @@ def merge(old_page: str, new: dict[str, str], notes: list[str]) -> str:
         if body is None:
             body = f"_Not measured yet: `make bench BENCH_ARGS='--only {name}'`._"
         parts += [section(name, body), ""]
-    parts += ["## How to read it", ""] + [f"- {note}" for note in notes]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts) + "\n" + tail.strip() + "\n"
+
+
+def explained() -> str:
+    """What follows the tables: how to read them, how to run parts, what aging changes."""
+    lines = ["## How to read it", ""] + [f"- {note}" for note in NOTES]
+    return "\n".join(lines + ["", RUNNING.strip(), "", AGED_EXPLAINED.strip()])
 
 
 NOTES = [
@@ -331,3 +336,32 @@ NOTES = [
     "one image with its 6 layers (a different one for each tool and run); `image prune` finds nothing dangling "
     "(the scan); `fsck` has no dockerd counterpart.",
 ]
+
+RUNNING = """
+## Running it in pieces
+
+`make bench` runs every scenario (about 20 minutes on 2 cores) and rewrites this page. `BENCH_ARGS`
+picks parts; a run replaces only the sections it measured, each stamped with its own date and machine:
+
+| `BENCH_ARGS` | what |
+|---|---|
+| `--only pulls many aged bigroot` | these scenarios (any of them) |
+| `--runs N` | N runs per measurement in every scenario (defaults: pulls 3, many 2, aged 2, bigroot 3) |
+| `--images NAME…` | pulls: only these images (`smallfiles`, `bigfiles-128`, `bigfiles-384`, `mixed`, `mixed-zstd`, `debian-minbase`, `debian-python`, `manylayers-50`) |
+| `--contenders NAME…` | only these (`emustore`, `emustore-containerd`, `docker-20.10`, `docker-28`, `docker-28-containerd`, `ctr-2.1`, `floor`) |
+| `--many-sizes N…` | many: list lengths (default 2 5 10) |
+| `--aged-images NAME…`, `--aged-deleted N`, `--aged-journal` | aged: images (default `debian-minbase`), files deleted before each run (100,000), file systems with a journal |
+| `--bigroot-sizes SMALL LARGE` | bigroot: images in the two roots (default 50 500) |
+| `--quick` | small images and roots, one run, nothing written: a check that it all works (about 4 minutes) |
+| `--output FILE` | update FILE instead of this page |
+
+Needs root (loop-mounted scratch file systems, daemons), `make setup` (Debian packages including
+mmdebstrap, and the Docker 28 engine in its cache), and the Debian mirror once for the Debian images.
+No timing is asserted anywhere: the bench prints and records.
+"""
+
+AGED_EXPLAINED = """
+## What an aged file system changes
+
+TODO
+"""

@@ -11,12 +11,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from scripts.bench import aged, bigroot, many, pulls
 from scripts.bench.contenders import Contender, contenders
 from scripts.bench.images import bench_images, shared_base
-from scripts.bench.report import NOTES, SCENARIOS, machine, merge, render_aged, render_bigroot, render_many, render_pulls
+from scripts.bench.report import SCENARIOS, explained, machine, merge, render_aged, render_bigroot, render_many, render_pulls
 from scripts.bench.scratch import ScratchFs
 from tests.support.registry import RegistryServer
 
@@ -125,10 +126,9 @@ class Bench:
             if image is None:
                 continue
             size = pulls.needed_space(image, runs, 7)
-            with self.scratch(size, journal=journal, name="fresh") as (_, fresh), self.scratch(
-                size, journal=journal, name="aged"
-            ) as (aged_fs, old):
-                results.append(aged.measure(image, fresh, old, aged_fs, deleted, runs, log))
+            with self.scratch(size, journal=journal, name="fresh") as (_, fresh):
+                aged_fs = partial(self.scratch, pulls.needed_space(image, 1, 1), journal=journal, name="aged")
+                results.append(aged.measure(image, fresh, lambda name: aged_fs((name,)), deleted, runs, log))
         fs = "ext4 " + ("with" if journal else "without") + " a journal, loop-mounted, made for the image"
         return render_aged(results, fs, runs, self.machine)
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     old = output.read_text() if output is not None and output.exists() else ""
-    page = merge(old, sections, NOTES)
+    page = merge(old, sections, explained())
     print(page)
     if output is not None:
         output.write_text(page)

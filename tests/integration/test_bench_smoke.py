@@ -30,5 +30,5 @@ def test_pulls_and_many_run_and_render(registry: RegistryServer, scratch: Path) 
     assert [len(pl.target.refs) for pl in lists] == [2, 3]
     assert [len(pl.target.blobs) for pl in lists] == [4, 5]  # the two base layers once
     measured = many.measure(lists[1], contenders, 1, lambda message: None)
-    page = merge("", {"pulls": render_pulls([result], 1, "m"), "many": render_many([measured], "b", 1, "m")}, [])
+    page = merge("", {"pulls": render_pulls([result], 1, "m"), "many": render_many([measured], "b", 1, "m")}, "")
     assert "| tiny | 3 |" in sections_of(page)["pulls"] and "| 3 | 5 |" in sections_of(page)["many"]

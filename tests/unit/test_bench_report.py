@@ -91,17 +91,17 @@ def test_bigroot_table_gives_growth_and_dashes_for_what_dockerd_lacks() -> None:
 
 
 def test_merge_replaces_only_the_scenarios_run() -> None:
-    first = merge("", {"pulls": "PULLS v1", "many": "MANY v1"}, ["a note"])
+    first = merge("", {"pulls": "PULLS v1", "many": "MANY v1"}, "## Tail\n\ntext")
     assert sections_of(first) == {
         "pulls": "PULLS v1",
         "many": "MANY v1",
         "aged": "_Not measured yet: `make bench BENCH_ARGS='--only aged'`._",
         "bigroot": "_Not measured yet: `make bench BENCH_ARGS='--only bigroot'`._",
     }
-    second = merge(first, {"many": "MANY v2\n\nwith lines"}, ["a note"])
+    second = merge(first, {"many": "MANY v2\n\nwith lines"}, "## Tail\n\ntext")
     assert sections_of(second)["pulls"] == "PULLS v1"
     assert sections_of(second)["many"] == "MANY v2\n\nwith lines"
-    assert second.rstrip().endswith("- a note")
+    assert second.endswith("<!-- /bench:bigroot -->\n\n## Tail\n\ntext\n")
 
 
 def test_split_and_union_build_the_lists() -> None:
