@@ -148,6 +148,11 @@ class Emustore:
     def prepare(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="emustore-root-", dir=self.workdir))
 
+    def home(self) -> Path:
+        """The prepared root: where this run's files go."""
+        assert self.root is not None, "prepare() first"
+        return self.root
+
     def run(self, target: Target) -> Sample:
         """Pull into the prepared root (run again for a warm pull: the root has the images then)."""
         return timed(self.argv(target.refs), rss=True)
@@ -196,6 +201,11 @@ class Docker:
         root = Path(tempfile.mkdtemp(prefix="dockerd-root-", dir=self.workdir))
         self.daemon = Dockerd(root, self.daemon_dir, engine=self.engine)
 
+    def home(self) -> Path:
+        """The running daemon's data root."""
+        assert self.daemon is not None, "prepare() first"
+        return self.daemon.data_root
+
     def run(self, target: Target) -> Sample:
         """Pull with the running daemon (run again for a warm pull: the daemon has the images then)."""
         assert self.daemon is not None, "prepare() first"
@@ -230,6 +240,11 @@ class Ctr:
         root = Path(tempfile.mkdtemp(prefix="containerd-root-", dir=self.workdir))
         self.daemon = Containerd(self.version, root).start()
 
+    def home(self) -> Path:
+        """The running daemon's root."""
+        assert self.daemon is not None, "prepare() first"
+        return self.daemon.root
+
     def run(self, target: Target) -> Sample:
         assert self.daemon is not None and self.daemon.process is not None, "prepare() first"
         base = [str(self.daemon.ctr_binary), "-a", str(self.daemon.socket), "images", "pull"]
@@ -257,6 +272,11 @@ class Floor:
 
     def prepare(self) -> None:
         self.dest = Path(tempfile.mkdtemp(prefix="floor-", dir=self.workdir))
+
+    def home(self) -> Path:
+        """Where this run's layers are unpacked."""
+        assert self.dest is not None, "prepare() first"
+        return self.dest
 
     def script(self, target: Target) -> str:
         assert self.dest is not None, "prepare() first"
