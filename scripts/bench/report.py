@@ -208,10 +208,10 @@ def render_aged(results: list[AgedResult], fs: str, runs: int, machine_line: str
     """Per image and contender: fresh, aged, and the slowdown."""
     lines = ["## An aged file system: right after a mass deletion", ""]
     lines += stamp(f"{runs} interleaved runs per image, contender and file system", machine_line)
-    lines += [f"Both file systems: {fs}. Wall time in seconds, median (min–max).", ""]
+    lines += [f"File systems: {fs}. Wall time in seconds, median (min–max).", ""]
     for r in results:
         names = columns([r.fresh, r.aged])
-        lines += [f"`{r.name}`, {r.deleted} files created and deleted before each aged run:", ""]
+        lines += [f"`{r.name}`, {r.deleted} files created and deleted inside the contender's root before each aged run:", ""]
         lines += table(
             ["contender", "fresh", "aged", "aged ÷ fresh"],
             [

@@ -129,7 +129,10 @@ class Bench:
             with self.scratch(size, journal=journal, name="fresh") as (_, fresh):
                 aged_fs = partial(self.scratch, pulls.needed_space(image, 1, 1), journal=journal, name="aged")
                 results.append(aged.measure(image, fresh, lambda name: aged_fs((name,)), deleted, runs, log))
-        fs = "ext4 " + ("with" if journal else "without") + " a journal, loop-mounted, made for the image"
+        fs = (
+            "ext4 " + ("with" if journal else "without") + " a journal, loop-mounted: one for the image's fresh "
+            "runs, and one of its own for each aged run"
+        )
         return render_aged(results, fs, runs, self.machine)
 
     def bigroot(self) -> str:
