@@ -38,6 +38,8 @@ test-unit: venv
 demo: setup
 	$(PY) scripts/demo.py
 
+# every engine and scenario, about 20 minutes on 2 cores (root); parts: BENCH_ARGS='--only many --runs 1',
+# '--quick', ... (docs/benchmark.md, "Running it in pieces")
 bench: setup
 	$(PY) -m scripts.bench $(BENCH_ARGS)
 

@@ -13,6 +13,7 @@ declare -A want=(
   [e2fsprogs]=/usr/sbin/mkfs.ext4
   [curl]=/usr/bin/curl
   [zstd]=/usr/bin/zstd
+  [mmdebstrap]=/usr/bin/mmdebstrap
 )
 missing=()
 for pkg in "${!want[@]}"; do

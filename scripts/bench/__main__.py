@@ -1,4 +1,4 @@
-"""`python -m scripts.bench [--quick] [--runs N] [--only NAME ...] [--output FILE]`."""
+"""`python -m scripts.bench [--quick] [--only SCENARIO ...] [--runs N] [--images NAME ...] ...` (see --help)."""
 
 import sys
 

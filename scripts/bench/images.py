@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.bench import debian
 from tests.support.imagefactory import ImageBuilder, LayerBuilder, busybox_image
 
 MiB = 1 << 20
@@ -49,28 +50,49 @@ def machine_files(roots: list[str], max_file: int, limit_bytes: int, limit_count
                 yield str(path).lstrip("/"), path
 
 
-def files_layer(
-    roots: list[str], *, max_file: int, limit_bytes: int, limit_count: int, prefix: str = ""
-) -> tuple[LayerBuilder, list[str]]:
-    """A layer of machine files (with their directories), and the names it holds."""
+def layer_of(files: list[tuple[str, Path]], prefix: str = "") -> tuple[LayerBuilder, list[str]]:
+    """A layer of the machine files `files` (with their directories), and the names it holds."""
     layer = LayerBuilder()
     made: set[str] = set()
     names = []
-    for name, path in machine_files(roots, max_file, limit_bytes, limit_count):
+    for name, path in files:
         try:
             data = path.read_bytes()
         except OSError:
             continue
         name = prefix + name
-        parts = name.split("/")[:-1]
-        for depth in range(1, len(parts) + 1):
-            directory = "/".join(parts[:depth]) + "/"
+        for directory in parent_dirs(name):
             if directory not in made:
                 made.add(directory)
                 layer.dir(directory)
         layer.file(name, data, mode=0o755 if os.access(path, os.X_OK) else 0o644)
         names.append(name)
     return layer, names
+
+
+def parent_dirs(name: str) -> list[str]:
+    """`a/b/c` -> [`a/`, `a/b/`]."""
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1)]
+
+
+def files_layer(
+    roots: list[str], *, max_file: int, limit_bytes: int, limit_count: int, prefix: str = ""
+) -> tuple[LayerBuilder, list[str]]:
+    """A layer of machine files (with their directories), and the names it holds."""
+    return layer_of(list(machine_files(roots, max_file, limit_bytes, limit_count)), prefix)
+
+
+def split(files: list[tuple[str, Path]], parts: int) -> list[list[tuple[str, Path]]]:
+    """`files` cut into `parts` consecutive runs of near-equal counts (a directory stays together
+    as far as the cut allows, as a build step's files do)."""
+    size, extra = divmod(len(files), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(files[start:end])
+        start = end
+    return out
 
 
 def repeated(roots: list[str], size: int) -> bytes:
@@ -160,8 +182,81 @@ def mixed_zstd(scale: float) -> BenchImage:
     )
 
 
+PYTHON_STACK = ("python3", "python3-numpy")
+MANY_LAYERS = 48
+
+
+def debian_base() -> ImageBuilder:
+    """One layer: the Debian minbase tree as mmdebstrap built it (see debian.py)."""
+    return ImageBuilder().layer(debian.layer((), None), created_by=f"mmdebstrap --variant=minbase {debian.SUITE}")
+
+
+def debian_minbase() -> BenchImage:
+    return BenchImage("debian-minbase", f"a Debian {debian.SUITE} minbase root file system (mmdebstrap), 1 layer", debian_base())
+
+
+def debian_python() -> BenchImage:
+    """The minbase layer, then what installing python3 and numpy changed (the trees' difference)."""
+    stack = debian.layer(PYTHON_STACK, ())
+    image = debian_base().layer(stack, created_by="RUN apt-get install " + " ".join(PYTHON_STACK))
+    return BenchImage(
+        "debian-python",
+        f"`debian-minbase` + a layer with {' and '.join(PYTHON_STACK)} as Debian packages install them",
+        image,
+    )
+
+
+def manylayers(layers: int, scale: float) -> BenchImage:
+    """busybox + `layers` layers of machine files, each step removing one file of the step before."""
+    files = list(machine_files(["/usr/share", "/usr/lib/python3"], 1 << 20, int(64 * MiB * scale), 1 << 30))
+    image = busybox_image()
+    previous: list[str] = []
+    for i, part in enumerate(split(files, layers)):
+        layer, names = layer_of(part)
+        if previous:
+            layer.whiteout(previous[0], uid=0, gid=0)
+        image.layer(layer, created_by=f"RUN step {i + 1}")
+        previous = names
+    return BenchImage(
+        f"manylayers-{layers + 2}",
+        f"busybox + {layers} layers of files from /usr, each removing a file of the one before",
+        image,
+    )
+
+
+def shared_base(count: int, quick: bool) -> tuple[str, list[ImageBuilder]]:
+    """`count` images over one base (Debian minbase when it can be built, else `mixed`'s layers),
+    each adding its own application layer of machine files and a config file."""
+    try:
+        base, described = debian_base(), f"Debian {debian.SUITE} minbase"
+    except RuntimeError:
+        base, described = busybox_image(), "busybox + `mixed`'s layers"
+        for layer, created_by in _mixed_layers(0.1 if quick else 0.5):
+            base.layer(layer, created_by=created_by)
+    per_image = (1 if quick else 4) * MiB
+    files = list(machine_files(["/usr/lib/x86_64-linux-gnu"], per_image, count * per_image, 1 << 30))
+    images = []
+    for i, part in enumerate(split(files, count)):
+        app, _ = layer_of(part, prefix=f"opt/app{i}/")
+        config = LayerBuilder().dir("etc/").file(f"etc/app{i}.conf", b"instance = %d\n" % i)
+        images.append(base.copy().layer(app, created_by=f"COPY app{i} /opt").layer(config, created_by="COPY conf"))
+    return described, images
+
+
+def tiny_images(count: int, layers: int) -> list[ImageBuilder]:
+    """`count` images of `layers` small layers each, no layer shared: a big root, made fast."""
+    images = []
+    for i in range(count):
+        image = ImageBuilder()
+        for j in range(layers):
+            image.layer(LayerBuilder().dir(f"i{i}/").file(f"i{i}/l{j}", b"image %d layer %d\n" % (i, j)))
+        images.append(image)
+    return images
+
+
 def bench_images(quick: bool) -> dict[str, Callable[[], BenchImage]]:
-    """The suite by name (built on demand): full sizes, or the same shapes at a fraction of the size."""
+    """The suite by name (built on demand): full sizes, or the same shapes at a fraction of the size.
+    The Debian images raise RuntimeError when mmdebstrap cannot build their trees."""
     small, big, scale = (3000, (32, 96), 0.25) if quick else (30000, (128, 384), 1.0)
     return {
         "smallfiles": lambda: smallfiles(small),
@@ -169,4 +264,7 @@ def bench_images(quick: bool) -> dict[str, Callable[[], BenchImage]]:
         f"bigfiles-{big[1]}": lambda: bigfiles(big[1] * MiB),
         "mixed": lambda: mixed(scale),
         "mixed-zstd": lambda: mixed_zstd(scale),
+        "debian-minbase": debian_minbase,
+        "debian-python": debian_python,
+        f"manylayers-{MANY_LAYERS + 2}": lambda: manylayers(MANY_LAYERS, scale),
     }

@@ -28,17 +28,18 @@ BYTES_PER_INODE = 8192  # mkfs's default 16384 runs out with ~500,000 small file
 class ScratchFs:
     """Creates and mounts the file system at construction; `close()` unmounts and removes it."""
 
-    def __init__(self, host_dir: Path, size: int) -> None:
+    def __init__(self, host_dir: Path, size: int, *, journal: bool = True, name: str = "scratch") -> None:
         for tool in ("mkfs.ext4", "mount", "umount"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"bench: {tool} is missing (e2fsprogs, mount)")
         if os.geteuid() != 0:
             raise RuntimeError("bench: needs root (a loop-mounted scratch file system and a dockerd)")
-        self.image = host_dir / "scratch.ext4"
+        self.image = host_dir / f"{name}.ext4"
         self.mountpoint = Path(tempfile.mkdtemp(prefix="emustore-bench-fs-"))
         with self.image.open("wb") as f:
             f.truncate(max(2 * size, MIN_SIZE))  # sparse: only what is written takes space
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-i", str(BYTES_PER_INODE), str(self.image)], check=True)
+        features = [] if journal else ["-O", "^has_journal"]  # journal-less: like this machine's root
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-i", str(BYTES_PER_INODE), *features, str(self.image)], check=True)
         subprocess.run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)], check=True)
 
     def close(self) -> None:
