@@ -133,6 +133,8 @@ def test_store_commands_read_the_engines_own_root(
     assert theirs.image_rows(all=True) == mine.image_rows(all=True)
     for image in factory_suite.values():
         assert _without_paths(theirs.inspect(image.image_id)) == _without_paths(mine.inspect(image.image_id))
+    usage = [store.disk_usage() for store in (theirs, mine)]
+    assert len({(u.layers_size, tuple((i.image.id, i.shared_size, i.unique_size) for i in u.images)) for u in usage}) == 1
     for name in SAVED:
         archive = tmp_path / f"{name}.tar"
         theirs.save([factory_suite[name].image_id], archive)
