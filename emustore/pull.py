@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emustore.digest import short_id
 from emustore.engines import DEFAULT, Dialect, requested_dialect
@@ -24,20 +24,19 @@ from emustore.stores.docker.dialect import chosen_dialect
 from emustore.errors import EmustoreError, ManifestError, UsageError
 from emustore.fsutil import write_file
 from emustore.imageconfig import parse_image_config
-from emustore.layers.extract import OPAQUE_XATTR
-from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import MAX_EXPANSION, LayerResult, UnpackOptions, expansion_limit, unpack_layer
+from emustore.layers.expansion import MAX_EXPANSION, expansion_limit
 from emustore.layers.unprivileged import RECORD_NAME, ROOTLESS_OPAQUE_XATTR
 from emustore.manifest import Descriptor
 from emustore.platform import Platform, parse_platform
 from emustore.progress import Reporter, SilentReporter
 from emustore.reference import Reference, parse_reference
-from emustore.registry.options import RegistryOptions
 from emustore.sources.base import ImageSource, ResolvedImage
-from emustore.sources.registry import RegistrySource
 from emustore.stores.docker.layerdb import chain_ids
 from emustore.stores.destination import Destination, Staged, Staging
-from emustore.stores.docker.store import DockerStore
+
+if TYPE_CHECKING:  # the pull machinery is imported when a pull runs: the read commands start faster
+    from emustore.layers.pipeline import LayerResult, UnpackOptions
+    from emustore.registry.options import RegistryOptions
 
 STORES = ("docker", "containerd")
 DEFAULT_CONCURRENCY = 4
@@ -96,13 +95,18 @@ class PullOptions:
         """The store at `root` these options write, in the dialect: a Docker overlay2 data root, or
         containerd's image store (namespace `namespace`)."""
         if self.store == "containerd":
-            from emustore.stores.containerd.store import ContainerdStore  # only when asked for
+            from emustore.stores.containerd.store import ContainerdStore
 
             return ContainerdStore(Path(root), self.dialect, self.namespace)
+        from emustore.stores.docker.store import DockerStore
+
         return DockerStore(Path(root), self.dialect)
 
     def unpacking(self) -> UnpackOptions:
         """How each layer is unpacked (per blob, `file_reads` and `may_fork` are set as it comes)."""
+        from emustore.layers.extract import OPAQUE_XATTR
+        from emustore.layers.pipeline import UnpackOptions
+
         options = UnpackOptions(
             expansion=expansion_limit(self.max_expansion),
             opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
@@ -187,6 +191,8 @@ def pull(
         # the root is checked (and dead writers' staging removed) before anything is downloaded
         with store.staging(registration.staging_kind) as staging:
             # a config the root already holds is not downloaded again (warm pull)
+            from emustore.sources.registry import RegistrySource
+
             opened = opened or RegistrySource(
                 ref, platform, options=options.registry, config_stores=[store.configs],
                 every_manifest=store.keeps_every_manifest,
@@ -315,6 +321,9 @@ def _download(
             if stop.is_set():
                 raise _Stopped()
             yield chunk
+
+    from emustore.layers.layer_process import unpack_layer_forked
+    from emustore.layers.pipeline import unpack_layer
 
     def job(layer: _Layer) -> None:
         desc, staged = layer.blob, layer.staged

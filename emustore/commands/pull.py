@@ -7,7 +7,7 @@ import sys
 
 from emustore.commands import add_engine_argument, add_root_argument, add_store_arguments, store_root
 from emustore.progress import LineReporter, QuietReporter, Reporter, TerminalReporter
-from emustore.layers.pipeline import MAX_EXPANSION
+from emustore.layers.expansion import MAX_EXPANSION
 from emustore.errors import ManifestError, UsageError
 from emustore.layers.unprivileged import warning_line
 from emustore.api import PullFailure, PullOptions, Store

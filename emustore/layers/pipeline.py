@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from emustore.engines import DEFAULT, Dialect
 from emustore.errors import DigestMismatch, LayerError
+from emustore.layers.expansion import ExpansionLimit
 from emustore.layers.compression import PLAIN, READ_WINDOW, Decompressed, file_read_cuts
 from emustore.layers.extract import OPAQUE_XATTR, Extractor
 from emustore.layers.extract_process import ExtractProcess
@@ -27,33 +28,7 @@ from emustore.layers.unprivileged import Unwritable
 
 FORK_CHECK_EVERY = 256  # members between two looks at the file sizes (see _Extraction)
 SMALL_FILE = 64 << 10  # a window of members averaging less moves the extraction to a child process
-MAX_EXPANSION = 1100  # gzip cannot exceed ~1032:1; more is a bomb (or a zstd/bzip2 extreme)
-MIN_EXPANSION_LIMIT = 1 << 30
 VERIFY_TAIL = 1 << 20  # after a layer error, the most of the rest of the blob read to check its digest
-
-
-@dataclass(frozen=True)
-class ExpansionLimit:
-    """A layer may decompress to max(`floor`, `ratio` × the compressed bytes received so far):
-    bounded by the bytes that actually arrived, never by the size a manifest claims."""
-
-    ratio: int
-    floor: int
-
-    def refusal(self, output: int, received: int) -> str | None:
-        """Why `output` decompressed bytes from `received` compressed ones are too many, if they are."""
-        allowed = max(self.floor, self.ratio * received)
-        if output <= allowed:
-            return None
-        return (
-            "layer expands beyond %d bytes from the %d compressed bytes received (%d times those, at least %d): "
-            "refusing it" % (allowed, received, self.ratio, self.floor)
-        )
-
-
-def expansion_limit(ratio: int = MAX_EXPANSION) -> ExpansionLimit | None:
-    """The limit of `--max-expansion RATIO`, at least MIN_EXPANSION_LIMIT (1 GiB); a ratio of 0 means none."""
-    return ExpansionLimit(ratio, MIN_EXPANSION_LIMIT) if ratio else None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from emustore.errors import EmustoreError
-from emustore.layers import pipeline
+from emustore.layers import expansion
 from emustore.pull import PullOptions, pull
 from emustore.registry.options import RegistryOptions
 from emustore.registry.retry import RetryPolicy
@@ -221,7 +221,7 @@ def test_gzip_bomb_is_refused_by_pull(registry: RegistryServer, root: Path, monk
     size = 64 << 20
     blob = gzip_bomb(size)
     reference = _push_raw(registry, "faults/bomb", _bomb_config(size), [blob])
-    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    monkeypatch.setattr(expansion, "MIN_EXPANSION_LIMIT", 1 << 20)
     message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=100)), "expands beyond")
     _expands_beyond(message, blob)
 
@@ -235,7 +235,7 @@ def test_a_bomb_claiming_a_huge_size_is_still_refused(
     reference = _push_raw(registry, "faults/liar", config, [blob]).replace(registry.host, proxy.host)
     lying = _manifest(_descriptor(config), [_descriptor(blob, "application/vnd.docker.image.rootfs.diff.tar.gzip", 10**12)])
     proxy.inject(Fault("/manifests/", "body", body=lying, content_type=MANIFEST_TYPE, times=ALWAYS))
-    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    monkeypatch.setattr(expansion, "MIN_EXPANSION_LIMIT", 1 << 20)
     message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=100, registry=FAST)), "expands")
     record("bomb with a lying size", declared=10**12, blob=len(blob), received=_expands_beyond(message, blob))
 
@@ -250,7 +250,7 @@ def test_a_refused_layer_stops_its_download(
     tail = z.compress(random.Random(7).randbytes(48 << 20)) + z.flush()
     blob = gzip_bomb(64 << 20) + tail
     reference = _push_raw(registry, "faults/bombtail", _bomb_config(64 << 20), [blob]).replace(registry.host, proxy.host)
-    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    monkeypatch.setattr(expansion, "MIN_EXPANSION_LIMIT", 1 << 20)
     message = _expect_clean_failure(root, lambda: pull(reference, root, PullOptions(max_expansion=10, registry=FAST)), "expands")
     _expands_beyond(message, blob, ratio=10)
     sent = sum(seen.body_bytes for seen in proxy.requests_for("/blobs/" + sha256_digest(blob)))

@@ -27,7 +27,9 @@ from emustore.layers import pipeline
 from emustore.layers.assemble import assemble
 from emustore.layers.compression import BATCH
 from emustore.layers.layer_process import unpack_layer_forked
-from emustore.layers.pipeline import VERIFY_TAIL, ExpansionLimit, UnpackOptions, expansion_limit, unpack_layer
+from emustore.layers import expansion
+from emustore.layers.expansion import ExpansionLimit, expansion_limit
+from emustore.layers.pipeline import VERIFY_TAIL, UnpackOptions, unpack_layer
 from tests.support.faults import counted, gzip_bomb
 from tests.support.figures import module_figures, record
 from tests.support.tarlayer import BLOCK, Header, LayerBuilder, pax_records
@@ -365,7 +367,7 @@ def test_expansion_limit_default(monkeypatch: pytest.MonkeyPatch) -> None:
     limit = expansion_limit(10)
     assert limit is not None and limit.refusal(1 << 30, 10) is None and limit.refusal((1 << 30) + 1, 10)
     assert limit.refusal(10 << 30, 1 << 30) is None and limit.refusal((10 << 30) + 1, 1 << 30)
-    monkeypatch.setattr(pipeline, "MIN_EXPANSION_LIMIT", 1 << 20)
+    monkeypatch.setattr(expansion, "MIN_EXPANSION_LIMIT", 1 << 20)
     assert expansion_limit(10) == ExpansionLimit(10, 1 << 20)
 
 

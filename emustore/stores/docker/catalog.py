@@ -106,8 +106,10 @@ class Catalog:
         self.layout = require_data_root(root)
         self.layerdb = LayerDB(self.layout)
         self.imagedb = ImageDB(self.layout)
+        self._loaded: dict[str, LayerRecord | None] = {}  # chain id → the layer, or None: it does not load
+        self._read: dict[str, CatalogImage | None] = {}  # image id → the image, or None: it does not load
 
-    # layers
+    # layers: read as they are asked for (one image's chain, or all of them)
 
     def layers(self) -> dict[str, LayerRecord]:
         """Every layer dockerd loads at start, by chain id."""
@@ -115,22 +117,37 @@ class Catalog:
 
     @cached_property
     def _layers(self) -> dict[str, LayerRecord]:
-        raw: dict[str, LayerRecord] = {}
-        for chain_id in self.layerdb.chain_ids():
-            record = self.layerdb.load(chain_id)
-            if record is not None:
-                raw[chain_id] = record
-        loaded: dict[str, LayerRecord] = {}
-        for top in raw:
-            _load_with_parents(top, raw, loaded, set())
-        return loaded
+        found = ((chain_id, self.layer(chain_id)) for chain_id in self.layerdb.chain_ids())
+        return {chain_id: record for chain_id, record in found if record is not None}
+
+    def layer(self, chain_id: str) -> LayerRecord | None:
+        """The layer as dockerd loads it at start: its files valid and its whole parent chain
+        loading (a missing parent or a cycle fails every layer above); None otherwise."""
+        walked: list[tuple[str, LayerRecord | None]] = []
+        seen: set[str] = set()
+        current: str | None = chain_id
+        loads = True
+        while current is not None and current not in self._loaded:
+            record = None if current in seen else self.layerdb.load(current)
+            seen.add(current)
+            walked.append((current, record))
+            if record is None:
+                loads = False
+                break
+            current = record.parent
+        if loads and current is not None:
+            loads = self._loaded[current] is not None
+        for walked_id, record in walked:  # a chain: each layer loads only if the ones above it do
+            self._loaded.setdefault(walked_id, record if loads else None)
+        return self._loaded[chain_id]
 
     def layer_chain(self, chain_id: str) -> list[LayerRecord]:
-        """The layer and its ancestors, top first."""
+        """The layer and its ancestors, top first (the layer must load)."""
         chain = []
         current: str | None = chain_id
         while current is not None:
-            record = self._layers[current]
+            record = self.layer(current)
+            assert record is not None, "a chain below a loaded layer loads"
             chain.append(record)
             current = record.parent
         return chain
@@ -147,7 +164,18 @@ class Catalog:
 
     def references_of(self, image_id: str) -> tuple[StoredReference, ...]:
         """The references naming `image_id`, in dockerd's order (by full name)."""
-        return references_in(self.repositories, image_id)
+        return self._references.get(image_id, ())
+
+    @cached_property
+    def _references(self) -> dict[str, tuple[StoredReference, ...]]:
+        """image id → its references, from one pass over repositories.json."""
+        named: dict[str, list[StoredReference]] = {}
+        for repository, refs in self.repositories.items():
+            for key, target in refs.items():
+                parsed = _parse_key(key)
+                if parsed is not None:
+                    named.setdefault(target, []).append(StoredReference(key, repository, parsed))
+        return {target: tuple(sorted(found, key=lambda r: r.reference.full_string())) for target, found in named.items()}
 
     # images
 
@@ -156,16 +184,15 @@ class Catalog:
         return sorted(self._images.values(), key=lambda i: (-i.created.unix, i.id))
 
     def image(self, image_id: str) -> CatalogImage | None:
-        return self._images.get(image_id)
+        """The image dockerd restores under this id (its config verifies, its top layer loads)."""
+        if image_id not in self._read:
+            self._read[image_id] = self._read_image(image_id) if is_digest(image_id) else None
+        return self._read[image_id]
 
     @cached_property
     def _images(self) -> dict[str, CatalogImage]:
-        images: dict[str, CatalogImage] = {}
-        for image_id in self.imagedb.ids():
-            image = self._read_image(image_id)
-            if image is not None:
-                images[image.id] = image
-        return images
+        found = ((image_id, self.image(image_id)) for image_id in self.imagedb.ids())
+        return {image_id: image for image_id, image in found if image is not None}
 
     def _read_image(self, image_id: str) -> CatalogImage | None:
         raw = self.imagedb.get(image_id)
@@ -176,7 +203,7 @@ class Catalog:
         except (ValueError, ConfigTypeError):
             return None
         chains = tuple(chain_ids(list(decoded.diff_ids)))
-        if decoded.os != "linux" or (chains and chains[-1] not in self._layers):
+        if decoded.os != "linux" or (chains and self.layer(chains[-1]) is None):
             return None
         parent = self.imagedb.parent(image_id)
         last_updated = self.imagedb.last_updated(image_id)
@@ -211,14 +238,15 @@ class Catalog:
         looked up in repositories.json, then an unambiguous id prefix.
         """
         if is_hex64(text) or is_digest(text):
-            image = self._images.get(text if text.startswith("sha256:") else "sha256:" + text)
+            image = self.image(text if text.startswith("sha256:") else "sha256:" + text)
             if image is None:
                 raise NoSuchImage(text)
             return image
         ref = parse_reference(text, default_tag=False)
         target = lookup(self.repositories, ref)
-        if target is not None and target in self._images:
-            return self._images[target]
+        named = self.image(target) if target is not None else None
+        if named is not None:
+            return named
         image_id = match_id_prefix(text, self._images)
         if image_id is None:
             raise NoSuchImage(text)
@@ -269,22 +297,6 @@ def _read_text(path: Path) -> str | None:
         return path.read_text().strip()
     except (OSError, UnicodeDecodeError):
         return None
-
-
-def _load_with_parents(
-    chain_id: str, raw: dict[str, LayerRecord], loaded: dict[str, LayerRecord], visiting: set[str]
-) -> bool:
-    """A layer loads only if its whole parent chain loads."""
-    if chain_id in loaded:
-        return True
-    record = raw.get(chain_id)
-    if record is None or chain_id in visiting:
-        return False
-    visiting.add(chain_id)
-    if record.parent is not None and not _load_with_parents(record.parent, raw, loaded, visiting):
-        return False
-    loaded[chain_id] = record
-    return True
 
 
 def _parse_key(key: str) -> Reference | None:

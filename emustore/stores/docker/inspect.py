@@ -92,7 +92,9 @@ def graph_driver_data(catalog: Catalog, image: CatalogImage) -> dict[str, str] |
     if image.top_chain_id is None:
         return None
     home = os.path.realpath(catalog.layout.overlay2)
-    cache_id = catalog.layers()[image.top_chain_id].cache_id
+    top = catalog.layer(image.top_chain_id)
+    assert top is not None, "an image's top layer loads"
+    cache_id = top.cache_id
     layer_dir = os.path.join(home, cache_id)
     if not os.path.isdir(layer_dir):
         raise StoreError("stat %s: no such file or directory" % layer_dir)
