@@ -86,10 +86,11 @@ def prune_images(root: str | os.PathLike[str], all_images: bool = False) -> Prun
         catalog = Catalog(store.layout.root)
         sizes = {chain: layer.size for chain, layer in catalog.layers().items()}
         candidates = catalog.images() if all_images else catalog.heads()
+        current = catalog  # the root as it is now: read again after each deletion
         for image in candidates:
             if not image.references and catalog.children(image.id):
                 continue
-            refs = Catalog(store.layout.root).references_of(image.id)
+            refs = current.references_of(image.id)
             if refs and not all_images and any(not r.is_digest for r in refs):
                 continue
             for text in [r.reference.full_string() for r in refs] or [hex_of(image.id)]:
@@ -97,6 +98,7 @@ def prune_images(root: str | os.PathLike[str], all_images: bool = False) -> Prun
                     report.records += _Deleter(store).delete(text, force=False, prune=True)
                 except EmustoreError:
                     continue  # conflicts and images already gone are skipped, as dockerd does
+                current = Catalog(store.layout.root)
     report.reclaimed = sum(sizes.get(r.value, 0) for r in report.records if r.action == "Deleted")
     return report
 
