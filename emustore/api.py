@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from emustore.stores.docker.listing import ImageRow
     from emustore.stores.docker.removal import DeleteRecord, PruneReport
     from emustore.stores.docker.usage import DiskUsage
+    from emustore.stores.containerd.catalog import ContainerdCatalog, ImageView
+    from emustore.stores.containerd.removal import Removal
 
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
@@ -127,6 +129,10 @@ class Store:
 
         return [row for summary in list_images(Catalog(self.root), reference, all) for row in rows(summary, digests)]
 
+    def containerd(self, namespace: str = "default") -> ContainerdImages:
+        """The root as a containerd root (`--store containerd`), namespace `namespace`."""
+        return ContainerdImages(self.root, namespace)
+
     def containers(self) -> ContainerStore:
         """The root's containers: list, find, create (`engine=` as `inspect`), change (cp into,
         delete paths), copy_out, remove."""
@@ -214,3 +220,40 @@ class Store:
         from emustore.stores.docker.usage import disk_usage
 
         return disk_usage(Catalog(self.root))
+
+
+class ContainerdImages:
+    """One namespace of a containerd root: list, inspect, remove (with containerd's garbage
+    collection), disk usage, fsck. Reads happen under our writer lock when emustore ever wrote here."""
+
+    def __init__(self, root: Path, namespace: str) -> None:
+        from emustore.stores.containerd.store import ContainerdStore
+
+        self.root = root
+        self.store = ContainerdStore(root, namespace=namespace)
+        self.namespace = namespace
+
+    def catalog(self) -> ContainerdCatalog:
+        """The namespace read once (image records, content, snapshots)."""
+        from emustore.stores.containerd.catalog import ContainerdCatalog
+
+        with self.store.reading():
+            return ContainerdCatalog(self.root, self.namespace)
+
+    def images(self) -> list[ImageView]:
+        """Every image of the namespace as `ctr images ls` lists it (name order), walked from its target."""
+        catalog = self.catalog()
+        return [catalog.view(catalog.records.images[name]) for name in catalog.names()]
+
+    def inspect(self, reference: str) -> dict[str, Any]:
+        """An image's record, target, manifest, config, layers and snapshots, and `ctr images check`'s verdict."""
+        from emustore.stores.containerd.catalog import document
+
+        catalog = self.catalog()
+        return document(catalog, catalog.view(catalog.resolve(reference)))
+
+    def remove(self, references: list[str], force: bool = False) -> Removal:
+        """`ctr images rm --sync REF…`: the image records, then what containerd's collector removes."""
+        from emustore.stores.containerd.removal import remove_images
+
+        return remove_images(self.store, references, force=force)

@@ -95,5 +95,23 @@ class ContentStore:
             if name.startswith(TEMP_PREFIX):
                 yield self.layout.blobs / name
 
+    def remove_unrecorded(self, keep: set[str]) -> list[Path]:
+        """Remove each blob no namespace of meta.db records (`keep`: digests), as containerd's
+        content garbage collection does. Only under the writer lock, never beside a containerd."""
+        removed = []
+        try:
+            names = os.listdir(self.layout.blobs)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if len(name) == 64 and "sha256:" + name not in keep:
+                path = self.layout.blobs / name
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+                    removed.append(path)
+        if removed:
+            self.sync()
+        return removed
+
     def sync(self) -> None:
         fsync_dir(self.layout.blobs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import re
@@ -126,6 +126,11 @@ class ContainerdStore:
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
+    def reading(self) -> AbstractContextManager[None]:
+        """For a reader: our writer lock when an emustore writer ever ran here (so that its
+        exclusive bbolt flock is never taken for a containerd's), else nothing to wait for."""
+        return root_lock(self.layout.lock_file) if self.layout.lock_file.exists() else nullcontext()
+
     @property
     def keeps_every_manifest(self) -> bool:
         """ctr 2.x keeps every manifest of an index; Docker's pull into "moby" (28) only the platform's."""
@@ -140,8 +145,8 @@ class ContainerdStore:
         return writing(self.layout, kind, self.remove_abandoned, ROLE)
 
     def remove_abandoned(self) -> list[Path]:
-        """Dead writers' staging sets; if there was any, under the lock, their temp files and the
-        snapshots they recorded or renamed but never committed to meta.db."""
+        """Dead writers' staging sets; if there was any, under the lock, their temp files and what
+        they published but never committed to meta.db, or left after committing a removal (sweep)."""
         removed = []
         for path in abandoned(self.layout.staging):
             try:
@@ -153,8 +158,14 @@ class ContainerdStore:
             with self.lock():
                 for temp in self.content.temp_files():
                     remove_tree(temp)
-                removed += self.snapshotter.remove_unrecorded(self.meta.snapshot_keys())
+                removed += self.sweep()
         return removed
+
+    def sweep(self) -> list[Path]:
+        """Under the lock: what no namespace of meta.db records, as containerd's collector removes
+        it: snapshots (metadata.db records, then their dirs), then blobs."""
+        removed = self.snapshotter.remove_unrecorded(self.meta.snapshot_keys())
+        return removed + self.content.remove_unrecorded(self.meta.blob_digests())
 
     def discard_staging(self) -> None:
         self.layout.remove_empty_staging()

@@ -1,0 +1,234 @@
+"""`images`, `inspect`, `rmi`, `du`, `fsck` with `--store containerd`, judged by containerd 1.6.20 and 2.1.9.
+
+Roots written by `ctr images pull` itself (and by emustore): `emustore images` must print what
+`ctr images ls` prints, byte for byte; `inspect`'s check what `ctr images check` says; `rmi` on a
+copy of a root must leave what `ctr images rm --sync` leaves on another copy (both bbolt files
+dumped and normalised, and the files: tests/support/containerdcompare.py); a SIGKILL at each phase
+of `rmi` leaves a root containerd opens, cleaned by the next writer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emustore.api import PullOptions, Store
+from emustore.display import binary_size
+from emustore.errors import EmustoreError
+from emustore.pull import pull
+from emustore.registry.options import RegistryOptions
+from emustore.stores.containerd.layout import ContainerdRoot
+from tests.support.containerd import Containerd
+from tests.support.containerdcompare import diff_roots, dump, snapshot_chains
+from tests.support.figures import record
+from tests.support.imagefactory import PushedImage
+from tests.support.registry import RegistryServer
+
+pytestmark = [pytest.mark.oracle]
+
+VERSIONS = ("1.6", "2.1")
+NAMES = ("whiteouts", "shared_base", "modes_owners", "docker_list", "oci_index", "zstd")
+LABELS = ("b.second=2", "a.first=1")
+
+
+def _emustore(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emustore", *args], capture_output=True, text=True, timeout=120)
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """A copy keeping devices, xattrs, modes and times (cp -a)."""
+    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+    return target
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def ctr_root(
+    request: pytest.FixtureRequest, factory_suite: dict[str, PushedImage], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, str, str]:
+    """(version, a root containerd pulled NAMES into and labelled, its `ctr images ls`, its `ctr images check`)."""
+    version: str = request.param
+    root = tmp_path_factory.mktemp("ctr-" + version) / "root"
+    with Containerd(version, root) as daemon:
+        for name in NAMES:
+            daemon.ctr("images", "pull", "--plain-http", factory_suite[name].reference)
+        daemon.ctr("images", "label", factory_suite["whiteouts"].reference, *LABELS)
+        listing = daemon.ctr("images", "ls")
+        check = daemon.ctr("images", "check")
+    return version, root, listing, check
+
+
+def _check_rows(text: str) -> dict[str, str]:
+    """`ctr images check` rows: name → "STATUS (p/r) SIZE UNPACKED"."""
+    rows = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if fields:
+            rows[fields[0]] = " ".join(fields[3:])
+    return rows
+
+
+def _our_check(store: Store, name: str) -> str:
+    check = store.containerd().inspect(name)["Check"]
+    return "%s (%d/%d) %s/%s %s" % (
+        check["status"], check["present"], check["required"], binary_size(check["presentSize"]),
+        binary_size(check["requiredSize"]), "true" if check["unpacked"] else "false",
+    )
+
+
+def test_images_equals_ctr_images_ls(ctr_root: tuple[str, Path, str, str]) -> None:
+    version, root, listing, check = ctr_root
+    ours = _emustore("images", "--store", "containerd", "--root", str(root))
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == listing
+    quiet = _emustore("images", "-q", "--store", "containerd", "--root", str(root))
+    assert quiet.stdout.split() == [line.split()[0] for line in listing.splitlines()[1:]]
+    store = Store(root)
+    theirs = _check_rows(check)
+    assert {name: _our_check(store, name) for name in theirs} == theirs
+    record("test_images_equals_ctr_images_ls[%s]" % version, images=len(theirs), differences=0)
+
+
+def test_images_of_emustore_root_equals_ctr(
+    factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path
+) -> None:
+    """On a root emustore wrote (its lock present), as containerd 2.1 started on it lists it."""
+    root = tmp_path / "root"
+    options = PullOptions(
+        registry=RegistryOptions(insecure_registries=(registry.host,)), store="containerd", engine="containerd-2.1",
+    )
+    for name in NAMES:
+        pull(factory_suite[name].reference, root, options)
+    with Containerd("2.1", root) as daemon:
+        listing = daemon.ctr("images", "ls")
+        check = daemon.ctr("images", "check")
+    assert _emustore("images", "--store", "containerd", "--root", str(root)).stdout == listing
+    assert {name: _our_check(Store(root), name) for name in _check_rows(check)} == _check_rows(check)
+
+
+def test_inspect_names_the_chain(ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage]) -> None:
+    _, root, _, _ = ctr_root
+    image = factory_suite["whiteouts"]
+    done = _emustore("inspect", "--store", "containerd", "--root", str(root), image.reference, "nope:v1")
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == ["emustore: No such image: nope:v1 (namespace default)"]
+    import json
+
+    [document] = json.loads(done.stdout)
+    assert document["Target"]["digest"] == image.digest
+    assert document["Config"]["digest"] == image.image_id
+    assert [layer["digest"] for layer in document["Layers"]] == list(image.layer_digests)
+    assert [layer["diffID"] for layer in document["Layers"]] == list(image.diff_ids)
+    assert document["Labels"] == dict(sorted(label.split("=") for label in LABELS))
+    chains = snapshot_chains(root)
+    for layer in document["Layers"]:
+        assert chains[layer["snapshot"]["id"]] == layer["chainID"]
+        assert os.path.isdir(Path(layer["snapshot"]["path"]) / "fs")
+
+
+def _removals(suite: dict[str, PushedImage]) -> list[str]:
+    """An image sharing its base with others, and an index."""
+    return [suite["shared_base"].reference, suite["docker_list"].reference]
+
+
+def test_rmi_equals_ctr_images_rm_sync(
+    ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    version, root, _, _ = ctr_root
+    theirs, ours = _copy(root, tmp_path / "theirs"), _copy(root, tmp_path / "ours")
+    blobs_before = len(os.listdir(ContainerdRoot(ours).blobs))
+    with Containerd(version, theirs) as daemon:
+        for reference in _removals(factory_suite):
+            daemon.ctr("images", "rm", "--sync", reference)
+    done = _emustore("rmi", "--store", "containerd", "--root", str(ours), *_removals(factory_suite))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == _removals(factory_suite)
+    differences = diff_roots(theirs, ours)
+    removed = blobs_before - len(os.listdir(ContainerdRoot(ours).blobs))
+    record("test_rmi_equals_ctr_images_rm_sync[%s]" % version, removed_blobs=removed, differences=len(differences))
+    assert removed > 0
+    assert differences == [], "\n".join(differences[:40])
+    with Containerd(version, ours) as daemon:
+        rows = _check_rows(daemon.ctr("images", "check"))
+    assert set(rows) == {factory_suite[name].reference for name in NAMES} - set(_removals(factory_suite))
+    assert all(row.startswith("complete") and row.endswith("true") for row in rows.values()), rows
+
+
+def test_rmi_missing_image_changes_nothing(ctr_root: tuple[str, Path, str, str], tmp_path: Path) -> None:
+    _, root, _, _ = ctr_root
+    ours = _copy(root, tmp_path / "ours")
+    before = dump(ContainerdRoot(ours).meta_db)
+    done = _emustore("rmi", "--store", "containerd", "--root", str(ours), "nope:v1")
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert dump(ContainerdRoot(ours).meta_db) == before
+
+
+def test_rmi_refuses_a_running_containerd(ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage], tmp_path: Path) -> None:
+    version, root, _, _ = ctr_root
+    ours = _copy(root, tmp_path / "ours")
+    with Containerd(version, ours):
+        done = _emustore("rmi", "--store", "containerd", "--root", str(ours), factory_suite["zstd"].reference)
+    assert done.returncode != 0
+    assert "in use by a running containerd" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# rmi's phases (stores/containerd/removal.py): a method replaced in the child by one that SIGKILLs
+RMI_KILL_PHASES = (
+    "emustore.stores.containerd.metadata:MetaDB.remove",  # nothing changed yet
+    "after:emustore.stores.containerd.metadata:MetaDB.remove",  # images and records gone, files not
+    "after:emustore.stores.containerd.snapshots:Snapshotter.remove_unrecorded",  # snapshots gone, blobs not
+    "emustore.bbolt.writer:Transaction._write_meta",  # meta.db's new pages written, not its meta page
+)
+KILLED_RMI = """
+import importlib, os, signal, sys
+phase, root, reference = sys.argv[1:]
+after = phase.startswith("after:")
+module, _, attribute = phase.removeprefix("after:").partition(":")
+owner_name, method = attribute.split(".")
+owner = getattr(importlib.import_module(module), owner_name)
+original = getattr(owner, method)
+def killing(*args, **kwargs):
+    if after:
+        original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(owner, method, killing)
+from emustore.api import Store
+Store(root).containerd().remove([reference])
+"""
+
+
+@pytest.mark.parametrize("phase", RMI_KILL_PHASES)
+def test_sigkilled_rmi_leaves_a_store_containerd_opens(
+    phase: str, ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    version, root, _, _ = ctr_root
+    removed, second = factory_suite["shared_base"].reference, factory_suite["oci_index"].reference
+    ours = _copy(root, tmp_path / "ours")
+    child = subprocess.run([sys.executable, "-c", KILLED_RMI, phase, str(ours), removed], capture_output=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    committed = phase.startswith("after:")
+    with Containerd(version, _copy(ours, tmp_path / "opened")) as daemon:
+        rows = _check_rows(daemon.ctr("images", "check"))
+        assert (removed in rows) is not committed
+        assert all(row.startswith("complete") and row.endswith("true") for row in rows.values()), rows
+    # the next writer sweeps what the killed one left; the result is what ctr leaves
+    assert Store(ours).containerd().remove([second]).images == [second]
+    theirs = _copy(root, tmp_path / "theirs")
+    with Containerd(version, theirs) as daemon:
+        for reference in ([removed] if committed else []) + [second]:
+            daemon.ctr("images", "rm", "--sync", reference)
+    differences = diff_roots(theirs, ours)
+    where = phase.rsplit(":", 1)[-1] + (" (after)" if committed else "")
+    record("test_sigkilled_rmi_leaves_a_store_containerd_opens[%s, %s]" % (where, version), killed=1, opened=1,
+           differences=len(differences))
+    assert differences == [], "\n".join(differences[:40])
+    assert os.listdir(ContainerdRoot(ours).staging) == []
+
+
+def test_rmi_on_a_missing_root_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EmustoreError):
+        Store(tmp_path / "none").containerd().remove(["x:v1"])
+    assert not (tmp_path / "none").exists()
