@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from emustore.stores.docker.usage import DiskUsage
     from emustore.stores.containerd.catalog import ContainerdCatalog, ImageView
     from emustore.stores.containerd.removal import Removal
+    from emustore.stores.containerd.usage import ContainerdUsage
 
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
@@ -257,3 +258,28 @@ class ContainerdImages:
         from emustore.stores.containerd.removal import remove_images
 
         return remove_images(self.store, references, force=force)
+
+    def disk_usage(self) -> ContainerdUsage:
+        """`ctr content ls` sizes and `ctr snapshots usage` of the namespace."""
+        from emustore.stores.containerd.usage import disk_usage
+
+        with self.store.reading():
+            return disk_usage(self.store.meta, self.store.snapshotter, self.namespace)
+
+    def fsck(self) -> list[Problem]:
+        """What is wrong with the root (every namespace), as containerd reads it (emustore/fsck/containerd.py)."""
+        from emustore.fsck.containerd import check
+
+        with self.store.reading():
+            return check(self.store)
+
+    def schema(self) -> int | None:
+        """meta.db's v1/version: 3 (containerd 1.x) or 4 (2.x); None without a database."""
+        with self.store.reading():
+            return self.store.meta.schema()
+
+    def repair(self, force: bool = False) -> list[Path]:
+        """Remove the leftovers fsck reports (what `fsck --repair` removes)."""
+        from emustore.fsck.containerd import repair
+
+        return repair(self.store, force=force)

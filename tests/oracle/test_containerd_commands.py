@@ -4,7 +4,9 @@ Roots written by `ctr images pull` itself (and by emustore): `emustore images` m
 `ctr images ls` prints, byte for byte; `inspect`'s check what `ctr images check` says; `rmi` on a
 copy of a root must leave what `ctr images rm --sync` leaves on another copy (both bbolt files
 dumped and normalised, and the files: tests/support/containerdcompare.py); a SIGKILL at each phase
-of `rmi` leaves a root containerd opens, cleaned by the next writer.
+of `rmi` leaves a root containerd opens, cleaned by the next writer; `du -v` prints `ctr content
+ls`'s sizes and `ctr snapshots usage`; fsck finds containerd's own roots clean, and damage and
+leftovers in a copy.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def test_images_of_emustore_root_equals_ctr(
         check = daemon.ctr("images", "check")
     assert _emustore("images", "--store", "containerd", "--root", str(root)).stdout == listing
     assert {name: _our_check(Store(root), name) for name in _check_rows(check)} == _check_rows(check)
+    assert Store(root).containerd().fsck() == []
 
 
 def test_inspect_names_the_chain(ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage]) -> None:
@@ -232,3 +235,64 @@ def test_rmi_on_a_missing_root_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(EmustoreError):
         Store(tmp_path / "none").containerd().remove(["x:v1"])
     assert not (tmp_path / "none").exists()
+
+
+def test_du_equals_ctr_usage(ctr_root: tuple[str, Path, str, str], tmp_path: Path) -> None:
+    """`du -v`: the digests and sizes `ctr content ls` lists, then `ctr snapshots usage` byte for byte."""
+    version, root, _, _ = ctr_root
+    copy = _copy(root, tmp_path / "copy")
+    with Containerd(version, copy) as daemon:
+        content = daemon.ctr("content", "ls")
+        usage = daemon.ctr("snapshots", "usage")
+    done = _emustore("du", "-v", "--store", "containerd", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    ours_content, ours_usage = done.stdout.split("\n\n")
+    assert ours_usage == usage
+    theirs = [line.split("\t")[0] + " " + [f for f in line.split("\t")[1:] if f][0] for line in content.splitlines()[1:]]
+    assert [" ".join(line.split()) for line in ours_content.splitlines()[1:]] == theirs
+    summary = _emustore("du", "--store", "containerd", "--root", str(root)).stdout.splitlines()
+    assert summary[1].split()[:2] == ["Content", str(len(theirs))]
+    assert summary[2].split()[:2] == ["Snapshots", str(len(usage.splitlines()) - 1)]
+    record("test_du_equals_ctr_usage[%s]" % version, blobs=len(theirs), snapshots=len(usage.splitlines()) - 1)
+
+
+def test_fsck_finds_ctr_roots_clean(ctr_root: tuple[str, Path, str, str]) -> None:
+    version, root, _, _ = ctr_root
+    done = _emustore("fsck", "--store", "containerd", "--root", str(root))
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout
+    assert done.stderr.strip().endswith("; 0 problems")
+
+
+def test_fsck_finds_damage_and_repair_removes_leftovers(
+    ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """A changed blob, a lost fs/ dir: problems; an unrecorded blob, a stray snapshot dir, a dead
+    writer's staging set: leftovers, removed by --repair and nothing else."""
+    version, root, _, _ = ctr_root
+    ours = _copy(root, tmp_path / "ours")
+    layout = ContainerdRoot(ours)
+    image = factory_suite["whiteouts"]
+    manifest = layout.blob(image.digest)
+    os.chmod(manifest, 0o644)
+    with open(manifest, "ab") as appended:
+        appended.write(b" ")
+    chains = {chain: number for number, chain in snapshot_chains(ours).items()}
+    top = layout.snapshot(chains[Store(ours).containerd().inspect(factory_suite["modes_owners"].reference)["Layers"][-1]["chainID"]])
+    (top / "fs").rename(top / "gone")
+    (layout.blobs / "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").write_bytes(b"")
+    (layout.snapshots / "999").mkdir()
+    dead = layout.staging / "pull-dead"
+    dead.mkdir(parents=True)
+    done = _emustore("fsck", "--store", "containerd", "--root", str(ours))
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1
+    assert any(str(manifest) in line and "does not match" in line for line in lines), lines
+    assert any(str(top) in line and "no fs/" in line for line in lines), lines
+    leftovers = {str(layout.blobs / "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+                 str(layout.snapshots / "999"), str(dead)}
+    assert {line.split(": ")[0] for line in lines if "collects it" in line or "no record" in line or "dead writer" in line} == leftovers
+    repaired = _emustore("fsck", "--repair", "--store", "containerd", "--root", str(ours))
+    assert {line.removeprefix("removed ") for line in repaired.stdout.splitlines() if line.startswith("removed ")} == leftovers
+    assert len([line for line in repaired.stdout.splitlines() if not line.startswith("removed ")]) == len(lines) - len(leftovers)
+    record("test_fsck_finds_damage_and_repair_removes_leftovers[%s]" % version, damaged=2, leftovers=3,
+           found=len(lines), removed=len(leftovers))
