@@ -283,3 +283,17 @@ class ContainerdImages:
         from emustore.fsck.containerd import repair
 
         return repair(self.store, force=force)
+
+    def save(self, names: list[str], out: str | os.PathLike[str] | IO[bytes], format: str = "docker") -> list[str]:
+        """The images `names` name, as a docker-archive or OCI archive (a path, written atomically, or a
+        stream): layers decompressed from their blobs and verified; the config digests written."""
+        from emustore.save import write_archive, write_to_path
+        from emustore.stores.containerd.export import archive_images
+
+        archived = archive_images(self.catalog(), names)
+
+        def write(stream: IO[bytes]) -> list[str]:
+            write_archive(archived, stream, format)
+            return [image.image_id for image in archived]
+
+        return write_to_path(out, write) if isinstance(out, (str, os.PathLike)) else write(out)

@@ -11,10 +11,12 @@ leftovers in a copy.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from emustore.registry.options import RegistryOptions
 from emustore.stores.containerd.layout import ContainerdRoot
 from tests.support.containerd import Containerd
 from tests.support.containerdcompare import diff_roots, dump, snapshot_chains
+from tests.support.dockerd import Dockerd
 from tests.support.figures import record
 from tests.support.imagefactory import PushedImage
 from tests.support.registry import RegistryServer
@@ -118,7 +121,6 @@ def test_inspect_names_the_chain(ctr_root: tuple[str, Path, str, str], factory_s
     image = factory_suite["whiteouts"]
     done = _emustore("inspect", "--store", "containerd", "--root", str(root), image.reference, "nope:v1")
     assert done.returncode == 1 and done.stderr.strip().splitlines() == ["emustore: No such image: nope:v1 (namespace default)"]
-    import json
 
     [document] = json.loads(done.stdout)
     assert document["Target"]["digest"] == image.digest
@@ -296,3 +298,35 @@ def test_fsck_finds_damage_and_repair_removes_leftovers(
     assert len([line for line in repaired.stdout.splitlines() if not line.startswith("removed ")]) == len(lines) - len(leftovers)
     record("test_fsck_finds_damage_and_repair_removes_leftovers[%s]" % version, damaged=2, leftovers=3,
            found=len(lines), removed=len(leftovers))
+
+
+SAVED = ("whiteouts", "zstd", "docker_list")
+
+
+def test_save_loads_into_dockerd_and_containerd(
+    ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage],
+    dockerd_factory: Callable[[Path], Dockerd], tmp_path: Path,
+) -> None:
+    """`save` of a containerd root (gzip, zstd, an index): dockerd 20.10 loads the docker-archive
+    with the images' diff ids and config ids; containerd imports the OCI archive and finds the
+    images complete, with the same configs."""
+    version, root, _, _ = ctr_root
+    references = [factory_suite[name].reference for name in SAVED]
+    archive, oci = tmp_path / "images.tar", tmp_path / "images-oci.tar"
+    for path, fmt in ((archive, "docker"), (oci, "oci")):
+        done = _emustore("save", "--store", "containerd", "--root", str(root), "--format", fmt, "-o", str(path), *references)
+        assert done.returncode == 0, done.stderr
+    ours = Store(root).containerd()
+    expected = {ref: ours.inspect(ref) for ref in references}
+    daemon = dockerd_factory(tmp_path / "d")
+    daemon.docker("load", "-i", str(archive))
+    for reference, document in expected.items():
+        inspected = json.loads(daemon.docker("image", "inspect", reference).stdout)[0]
+        assert inspected["Id"] == document["Config"]["digest"]
+        assert inspected["RootFS"]["Layers"] == [layer["diffID"] for layer in document["Layers"]]
+    with Containerd(version, tmp_path / "imported") as imported:
+        imported.ctr("images", "import", str(oci))
+        rows = _check_rows(imported.ctr("images", "check"))
+    assert set(rows) >= set(references), rows
+    assert all(rows[reference].startswith("complete") for reference in references), rows
+    record("test_save_loads_into_dockerd_and_containerd[%s]" % version, images=len(references), loaded=len(references))
