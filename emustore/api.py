@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from emustore.stores.docker.listing import ImageRow
     from emustore.stores.docker.removal import DeleteRecord, PruneReport
     from emustore.stores.docker.usage import DiskUsage
+    from emustore.explain.containerd import ContainerdWalk
     from emustore.stores.containerd.catalog import ContainerdCatalog, ImageView
     from emustore.stores.containerd.removal import Removal
     from emustore.stores.containerd.usage import ContainerdUsage
@@ -297,3 +298,10 @@ class ContainerdImages:
             return [image.image_id for image in archived]
 
         return write_to_path(out, write) if isinstance(out, (str, os.PathLike)) else write(out)
+
+    def explain(self, reference: str) -> ContainerdWalk:
+        """The image record → content → snapshots walk, each snapshot's changes, the merged view and
+        the overlay mount (render with emustore.explain.containerd_render)."""
+        from emustore.explain.containerd import explain
+
+        return explain(self.catalog(), reference)

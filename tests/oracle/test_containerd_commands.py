@@ -330,3 +330,42 @@ def test_save_loads_into_dockerd_and_containerd(
     assert set(rows) >= set(references), rows
     assert all(rows[reference].startswith("complete") for reference in references), rows
     record("test_save_loads_into_dockerd_and_containerd[%s]" % version, images=len(references), loaded=len(references))
+
+
+def test_explain_walks_to_the_snapshots_and_mounts_them(
+    ctr_root: tuple[str, Path, str, str], factory_suite: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """The text names every blob and snapshot of the chain containerd wrote; the merged view is
+    what the overlay mount of the snapshots (`--mount`) really shows; the page is written."""
+    version, root, _, _ = ctr_root
+    image = factory_suite["whiteouts"]
+    base = ["--store", "containerd", "--root", str(root), image.reference]
+    text = _emustore("explain", *base)
+    assert text.returncode == 0, text.stderr
+    chains = snapshot_chains(root)
+    for digest in (image.digest, image.image_id, *image.layer_digests):
+        assert digest in text.stdout
+    document = Store(root).containerd().inspect(image.reference)
+    for layer in document["Layers"]:
+        assert "snapshots/%d/fs/" % layer["snapshot"]["id"] in text.stdout
+        assert chains[layer["snapshot"]["id"]] == layer["chainID"]
+    assert "(whiteout)" in text.stdout and "(opaque: trusted.overlay.opaque=y)" in text.stdout
+    merged = _emustore("explain", *base, "--merged").stdout
+    listed = {line.split()[5] for line in merged.splitlines()}  # "layer N  mode owner size /path …"
+    mountpoint = tmp_path / "look"
+    mountpoint.mkdir()
+    mounted = _emustore("explain", *base, "--mount", str(mountpoint))
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        seen = set()
+        for top, dirs, files in os.walk(mountpoint):
+            for name in dirs + files:
+                seen.add("/" + os.path.relpath(os.path.join(top, name), mountpoint))
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+    assert seen == listed
+    page = tmp_path / "page.html"
+    assert _emustore("explain", *base, "--html", str(page)).returncode == 0
+    assert image.digest in page.read_text() and "/w/opq1/new" in page.read_text()
+    record("test_explain_walks_to_the_snapshots_and_mounts_them[%s]" % version, layers=len(document["Layers"]),
+           merged_entries=len(listed), mounted_entries=len(seen))
