@@ -24,6 +24,7 @@ from emustore.pull import pull_all as _pull_all
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
 from emustore.stores.containerd.layout import DEFAULT_ROOT as CONTAINERD_ROOT
+from emustore.stores.containerd.layout import DOCKER_NAMESPACE
 
 if TYPE_CHECKING:
     from emustore.engines import Dialect
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["CONTAINERD_ROOT", "PullFailure", "PullOptions", "Store", "pull", "render_inspect"]
+__all__ = ["CONTAINERD_ROOT", "DOCKER_NAMESPACE", "PullFailure", "PullOptions", "Store", "pull", "render_inspect"]
 
 
 def __getattr__(name: str) -> Any:

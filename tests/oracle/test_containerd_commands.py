@@ -29,6 +29,7 @@ from emustore.registry.options import RegistryOptions
 from emustore.stores.containerd.layout import ContainerdRoot
 from tests.support.containerd import Containerd
 from tests.support.containerdcompare import diff_roots, dump, snapshot_chains
+from tests.support.daemons import Daemons
 from tests.support.dockerd import Dockerd
 from tests.support.figures import record
 from tests.support.imagefactory import PushedImage
@@ -369,3 +370,57 @@ def test_explain_walks_to_the_snapshots_and_mounts_them(
     assert image.digest in page.read_text() and "/w/opq1/new" in page.read_text()
     record("test_explain_walks_to_the_snapshots_and_mounts_them[%s]" % version, layers=len(document["Layers"]),
            merged_entries=len(listed), mounted_entries=len(seen))
+
+
+MOBY = ("whiteouts", "shared_base", "docker_list")
+
+
+def _rows(text: str) -> set[tuple[str, ...]]:
+    """`docker images` rows without CREATED (rows of equal times come in no fixed order)."""
+    found = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        found.add(tuple(fields[:3] + fields[-1:]))
+    return found
+
+
+def test_docker_28_adopts_an_emustore_moby_root(
+    factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Docker 28 with its containerd image store (Docker 29's default) started on a data root whose
+    `containerd/daemon` emustore wrote (`--namespace moby --engine 28`): `docker images` lists what
+    `emustore images --namespace moby` prints, runs an image, saves one (its config inside), removes
+    one; emustore then lists what is left and fsck finds nothing but the collector's leftovers."""
+    data_root = tmp_path / "docker"
+    root = data_root / "containerd" / "daemon"
+    root.parent.mkdir(parents=True)
+    options = PullOptions(
+        registry=RegistryOptions(insecure_registries=(registry.host,)), store="containerd", namespace="moby", engine="28",
+    )
+    for name in MOBY:
+        pull(factory_suite[name].reference, root, options)
+    ours = _emustore("images", "--store", "containerd", "--namespace", "moby", "--root", str(root))
+    assert ours.returncode == 0, ours.stderr
+    daemons = Daemons()
+    try:
+        docker = daemons.start("28", data_root, containerd_store=True)
+        listed = docker.docker("images").stdout
+        assert _rows(listed) == _rows(ours.stdout), (listed, ours.stdout)
+        full = docker.docker("images", "--no-trunc").stdout
+        assert {line.split()[2] for line in full.splitlines()[1:]} == {factory_suite[name].digest for name in MOBY}
+        shown = docker.docker("run", "--rm", factory_suite["whiteouts"].reference, "ls", "-a", "/w").stdout
+        assert shown.split() == [".", "..", "keep", "opq1", "opq2"]
+        saved = tmp_path / "saved.tar"
+        docker.docker("save", "-o", str(saved), factory_suite["shared_base"].reference)
+        members = subprocess.run(["tar", "-tf", str(saved)], capture_output=True, text=True, check=True).stdout.split()
+        assert "blobs/sha256/" + factory_suite["shared_base"].image_id.split(":")[1] in members
+        removed = docker.docker("rmi", factory_suite["shared_base"].reference).stdout
+        assert "Untagged: %s" % factory_suite["shared_base"].reference in removed
+    finally:
+        daemons.stop()
+    left = _emustore("images", "-q", "--store", "containerd", "--namespace", "moby", "--root", str(root)).stdout.split()
+    assert left == sorted(factory_suite[name].reference for name in MOBY if name != "shared_base")
+    problems = Store(root).containerd("moby").fsck()
+    assert [problem for problem in problems if not problem.leftover] == []
+    record("test_docker_28_adopts_an_emustore_moby_root", images=len(MOBY), listed=len(_rows(listed)), ran=1, saved=1,
+           removed=1, problems=len([p for p in problems if not p.leftover]))

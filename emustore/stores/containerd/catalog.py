@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emustore import safejson
-from emustore.errors import EmustoreError, NoSuchImage
+from emustore.errors import EmustoreError, NoSuchImage, StoreError
 from emustore.manifest import Descriptor, ImageIndex, ImageManifest, parse_manifest
 from emustore.platform import best_match, host_platform, matches
 from emustore.reference import parse_reference
@@ -23,6 +23,7 @@ from emustore.stores.containerd.content import ContentStore
 from emustore.stores.containerd.layout import ContainerdRoot
 from emustore.stores.containerd.metadata import MetaDB, NamespaceRecords, StoredImage
 from emustore.stores.containerd.snapshots import Snapshotter
+from emustore.stores.docker.goconfig import GoTime
 from emustore.stores.docker.layerdb import chain_ids
 
 ATTESTATION_KEY = "vnd.docker.reference.type"
@@ -48,6 +49,17 @@ class ImageView:
     config_present: bool = False
     layers: list[Layer] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    created: int | None = None  # the config's `created`, in Unix seconds
+    unpacked_size: int = 0  # the snapshotter's recorded sizes of the layers' snapshots
+
+    @property
+    def docker_size(self) -> int | None:
+        """What Docker 28's `docker images` shows with its containerd store: the platform manifest,
+        config and layers, plus the unpacked snapshots (observed; the index is not counted)."""
+        if self.manifest is None or self.config is None:
+            return None
+        blobs = self.manifest.size + self.config.size + sum(layer.descriptor.size for layer in self.layers)
+        return blobs + self.unpacked_size
 
     @property
     def required(self) -> list[tuple[Descriptor, bool]]:
@@ -79,7 +91,12 @@ class ContainerdCatalog:
         # containerd 2.x (schema 4) leaves attestation manifests out of an image's platforms
         self.skips_attestations = (meta.schema() or 0) >= 4
         self.records = records.get(namespace) or NamespaceRecords(namespace, {}, {}, {}, [], frozenset())
-        self.snapshot_ids = Snapshotter(self.layout).ids()
+        try:
+            recorded = Snapshotter(self.layout).state().records
+        except ValueError as error:
+            raise StoreError("%s: %s" % (self.layout.metadata_db, error)) from None
+        self.snapshot_ids = {key: info.id for key, info in recorded.items()}
+        self.snapshot_sizes = {key: info.size for key, info in recorded.items()}
 
     def names(self) -> list[str]:
         """Image names in containerd's order (bytewise, as its List returns them)."""
@@ -131,6 +148,11 @@ class ContainerdCatalog:
         view.config = manifest.config
         view.config_present = self._present(manifest.config.digest)
         config = self._config(manifest.config)
+        created = config.get("created") if config is not None else None
+        try:
+            view.created = GoTime.parse(created).unix if isinstance(created, str) else None
+        except ValueError:
+            view.created = None
         rootfs = config.get("rootfs") if config is not None else None
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         diffs = [d for d in diff_ids if isinstance(d, str)] if isinstance(diff_ids, list) else []
@@ -141,6 +163,7 @@ class ContainerdCatalog:
         for index, layer in enumerate(manifest.layers):
             chain = chains[index] if chains else None
             snapshot = self.records.snapshots.get(chain) if chain is not None else None
+            view.unpacked_size += self.snapshot_sizes.get(snapshot.key, 0) if snapshot is not None else 0
             view.layers.append(Layer(
                 layer, self._present(layer.digest), diffs[index] if diffs else None, chain,
                 snapshot.key if snapshot is not None else None,

@@ -13,6 +13,7 @@ CONTENT = "io.containerd.content.v1.content"
 METADATA = "io.containerd.metadata.v1.bolt"
 OVERLAYFS = "io.containerd.snapshotter.v1.overlayfs"
 SNAPSHOTTER = "overlayfs"  # the snapshotter's name in meta.db and in the gc.ref.snapshot label
+DOCKER_NAMESPACE = "moby"  # Docker's containerd image store: its pull, its cri.* labels, its `docker images`
 OURS = "emustore"  # our dir inside the snapshotter's (same file system as the snapshots): lock, staging
 
 

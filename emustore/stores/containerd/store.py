@@ -32,7 +32,7 @@ from emustore.sources.base import ResolvedImage
 from emustore.stores.containerd import ownership
 from emustore.stores.containerd.content import ContentStore
 from emustore.stores.containerd.dialect import CONTAINERD, ContainerdDialect
-from emustore.stores.containerd.layout import SNAPSHOTTER, ContainerdRoot
+from emustore.stores.containerd.layout import DOCKER_NAMESPACE, SNAPSHOTTER, ContainerdRoot
 from emustore.stores.containerd.metadata import (
     SOURCE_LABEL,
     ContentRecord,
@@ -51,7 +51,6 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*\Z")  # containerd's
 MAX_NAMESPACE = 76
 MAX_LABEL = 4096  # key + value, containerd's limit
 CRI = "containerd.io/snapshot/cri."
-DOCKER_NAMESPACE = "moby"  # Docker's containerd image store: its own pull, its cri.* snapshot labels
 GC_CONTENT = "containerd.io/gc.ref.content."
 
 
