@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emustore.digest import is_digest
 from emustore.explain.changes import ImageFiles, analyse
 from emustore.explain.mount import LookMount
 from emustore.explain.tree import Budget, read_layer
@@ -24,7 +25,7 @@ class BlobStep:
     digest: str
     media_type: str
     size: int
-    path: Path
+    path: Path | None  # None: the record names no sha256 digest
     present: bool
     labels: dict[str, str]
 
@@ -65,7 +66,8 @@ def explain(catalog: ContainerdCatalog, query: str) -> ContainerdWalk:
     def blob(digest: str, media_type: str, size: int) -> BlobStep:
         record = catalog.records.contents.get(digest)
         return BlobStep(
-            digest, media_type, size, catalog.layout.blob(digest), catalog.content.has(digest) and record is not None,
+            digest, media_type, size, catalog.layout.blob(digest) if is_digest(digest) else None,
+            catalog.content.has(digest) and record is not None,
             dict(sorted(record.labels.items())) if record is not None else {},
         )
 

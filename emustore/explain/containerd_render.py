@@ -45,7 +45,8 @@ def render_html(walk: ContainerdWalk) -> str:
 def _blob(walk: ContainerdWalk, blob: BlobStep | None) -> list[str]:
     if blob is None:
         return ["   " + MISSING]
-    out = ["   %s  (%d bytes, %s)" % (walk.rel(blob.path), blob.size, "present, recorded" if blob.present else "MISSING")]
+    where = walk.rel(blob.path) if blob.path is not None else "(not a sha256 digest: %r)" % blob.digest[:100]
+    out = ["   %s  (%d bytes, %s)" % (where, blob.size, "present, recorded" if blob.present else "MISSING")]
     out.append("   meta.db v1/%s/content/blob/%s/labels:" % (walk.namespace, blob.digest))
     out += ["     %s = %s" % item for item in blob.labels.items()] or ["     (none)"]
     return out

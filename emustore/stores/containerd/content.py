@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from emustore.digest import is_digest
 from emustore.fsutil import TEMP_PREFIX, fsync_dir
 from emustore.stores.containerd.layout import ContainerdRoot
 
@@ -28,10 +30,16 @@ class ContentStore:
         self.layout = layout
 
     def has(self, digest: str) -> bool:
-        return self.layout.blob(digest).is_file()
+        """A regular file (not a link) is there for `digest` (a sha256 digest; anything else: no)."""
+        try:
+            return is_digest(digest) and stat.S_ISREG(os.lstat(self.layout.blob(digest)).st_mode)
+        except OSError:
+            return False
 
     def get(self, digest: str) -> bytes | None:
         """The blob's bytes when it is there, small enough and verifies (an image config)."""
+        if not is_digest(digest):
+            return None
         try:
             fd = os.open(self.layout.blob(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except (OSError, ValueError):
