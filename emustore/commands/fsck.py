@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from emustore.commands import add_root_argument, add_store_arguments, store_root
-from emustore.api import Store
+from emustore.api import ContainerdImages, Store
 from emustore.errors import EmustoreError
 
 
@@ -24,36 +24,26 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.store == "containerd":
-        return _containerd(args)
     store = Store(store_root(args))
+    checked: Store | ContainerdImages = store.containerd(args.namespace) if args.store == "containerd" else store
     if args.repair:
-        for path in store.repair(force=args.force):
+        for path in checked.repair(force=args.force):
             print("removed %s" % path)
-    problems = store.fsck()
+    problems = checked.fsck()
     for problem in problems:
         print(problem)
-    dialect, told_by = store.dialect()
     # stdout stays one problem per line; what was found is said on stderr
-    print("fsck: %s: %s's dialect (%s); %d problem%s" % (
-        store.root, dialect, told_by, len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
+    print("fsck: %s: %s; %d problem%s" % (
+        store.root, _kind(checked), len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
     return 1 if problems else 0
 
 
-def _containerd(args: argparse.Namespace) -> int:
-    """Every namespace of a containerd root; --repair removes what containerd's collector would."""
-    root = store_root(args)
-    images = Store(root).containerd(args.namespace)
-    if args.repair:
-        for path in images.repair(force=args.force):
-            print("removed %s" % path)
-    problems = images.fsck()
-    for problem in problems:
-        print(problem)
+def _kind(checked: Store | ContainerdImages) -> str:
+    """What the root is: a Docker root's dialect and what told it, or a containerd root's schema."""
+    if isinstance(checked, Store):
+        dialect, told_by = checked.dialect()
+        return "%s's dialect (%s)" % (dialect, told_by)
     try:
-        schema = "meta.db schema %s" % images.schema()
+        return "containerd root, meta.db schema %s" % checked.schema()
     except EmustoreError:
-        schema = "meta.db unreadable"
-    print("fsck: %s: containerd root, %s; %d problem%s" % (
-        root, schema, len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
-    return 1 if problems else 0
+        return "containerd root, meta.db unreadable"

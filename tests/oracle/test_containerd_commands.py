@@ -33,6 +33,7 @@ from tests.support.daemons import Daemons
 from tests.support.dockerd import Dockerd
 from tests.support.figures import record
 from tests.support.imagefactory import PushedImage
+from tests.support.killing import KILL_AT_PHASE
 from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.oracle]
@@ -188,19 +189,8 @@ RMI_KILL_PHASES = (
     "after:emustore.stores.containerd.snapshots:Snapshotter.remove_unrecorded",  # snapshots gone, blobs not
     "emustore.bbolt.writer:Transaction._write_meta",  # meta.db's new pages written, not its meta page
 )
-KILLED_RMI = """
-import importlib, os, signal, sys
+KILLED_RMI = KILL_AT_PHASE + """
 phase, root, reference = sys.argv[1:]
-after = phase.startswith("after:")
-module, _, attribute = phase.removeprefix("after:").partition(":")
-owner_name, method = attribute.split(".")
-owner = getattr(importlib.import_module(module), owner_name)
-original = getattr(owner, method)
-def killing(*args, **kwargs):
-    if after:
-        original(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
-setattr(owner, method, killing)
 from emustore.api import Store
 Store(root).containerd().remove([reference])
 """

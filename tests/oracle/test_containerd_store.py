@@ -31,6 +31,7 @@ from tests.support.daemons import Daemons
 from tests.support.figures import record
 from tests.support.imagebuild import ImageBuilder
 from tests.support.imagefactory import PushedImage
+from tests.support.killing import KILL_AT_PHASE
 from tests.support.registry import RegistryServer
 from tests.unit.test_robust_hostile import CONTAINED, REFUSED
 
@@ -212,19 +213,8 @@ KILL_PHASES = (
     "emustore.stores.containerd.metadata:MetaDB.commit",  # everything but meta.db
     "emustore.bbolt.writer:Transaction._write_meta",  # meta.db's new pages written, not its meta page
 )
-KILLED_PULL = """
-import importlib, os, signal, sys
+KILLED_PULL = KILL_AT_PHASE + """
 phase, root, reference, host, engine = sys.argv[1:]
-after = phase.startswith("after:")
-module, _, attribute = phase.removeprefix("after:").partition(":")
-owner_name, method = attribute.split(".")
-owner = getattr(importlib.import_module(module), owner_name)
-original = getattr(owner, method)
-def killing(*args, **kwargs):
-    if after:
-        original(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
-setattr(owner, method, killing)
 from emustore.api import PullOptions
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions

@@ -9,7 +9,7 @@ running containerd holds it, so both are refused while one runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,15 +147,23 @@ class MetaDB:
 
     def snapshot_keys(self) -> set[str]:
         """The snapshotter key of every snapshot of every namespace (what the snapshotter must keep)."""
+        return self._every_namespace(lambda snaps: set(_snapshot_keys(snaps).values()), b"snapshots", SNAPSHOTTER.encode())
+
+    def blob_digests(self) -> set[str]:
+        """The digest of every content record of every namespace (what the content store must keep)."""
+        return self._every_namespace(lambda blobs: {key.decode(errors="replace") for key in blobs.buckets()}, b"content", b"blob")
+
+    def _every_namespace(self, found: Callable[[Bucket], set[str]], *path: bytes) -> set[str]:
+        """The union of `found` over the bucket at `path` of each namespace (none without a database)."""
         if not self.path.exists():
             return set()
-        keys: set[str] = set()
+        union: set[str] = set()
         with open_db(self.path) as db:
             v1 = db.root.bucket(b"v1")
-            for ns_name in v1.buckets() if v1 is not None else ():
-                snaps = _path(v1, ns_name, b"snapshots", SNAPSHOTTER.encode())
-                keys.update(_snapshot_keys(snaps).values() if snaps is not None else ())
-        return keys
+            for ns_name in list(v1.buckets()) if v1 is not None else []:
+                bucket = _path(v1, ns_name, *path)
+                union |= found(bucket) if bucket is not None else set()
+        return union
 
     def schema(self) -> int | None:
         """v1/version: 3 as containerd 1.x writes it, 4 as 2.x does (None without a database)."""
@@ -165,18 +173,6 @@ class MetaDB:
             raw = _path(db.root, b"v1")
             value = raw.get(b"version") if raw is not None else None
         return _number(value, "v1/version") if value is not None else None
-
-    def blob_digests(self) -> set[str]:
-        """The digest of every content record of every namespace (what the content store must keep)."""
-        if not self.path.exists():
-            return set()
-        digests: set[str] = set()
-        with open_db(self.path) as db:
-            v1 = db.root.bucket(b"v1")
-            for ns_name in list(v1.buckets()) if v1 is not None else []:
-                blobs = _path(v1, ns_name, b"content", b"blob")
-                digests.update(key.decode(errors="replace") for key in (blobs.buckets() if blobs is not None else ()))
-        return digests
 
     def records(self) -> dict[str, NamespaceRecords]:
         """Every namespace's images, content, snapshots, leases and containers (none without a database)."""
