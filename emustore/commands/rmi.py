@@ -16,7 +16,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add_root_argument(p)
     p.add_argument(
         "-f", "--force", action="store_true",
-        help="force removal of the image (--store containerd: even from a root a running containerd owns)",
+        help="force removal of the image (--store containerd: skip the running-containerd check; the databases' "
+        "own lock still refuses a live one)",
     )
     add_store_arguments(p)
     p.set_defaults(func=run)

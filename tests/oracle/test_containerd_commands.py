@@ -158,6 +158,7 @@ def test_rmi_equals_ctr_images_rm_sync(
     record("test_rmi_equals_ctr_images_rm_sync[%s]" % version, removed_blobs=removed, differences=len(differences))
     assert removed > 0
     assert differences == [], "\n".join(differences[:40])
+    assert Store(ours).containerd().fsck() == []
     with Containerd(version, ours) as daemon:
         rows = _check_rows(daemon.ctr("images", "check"))
     assert set(rows) == {factory_suite[name].reference for name in NAMES} - set(_removals(factory_suite))
