@@ -129,8 +129,11 @@ def test_non_utf8_names_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_rmi_of_a_missing_image_or_root_changes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(EmustoreError):
-        Store(tmp_path / "none").containerd().remove(["x:v1"])
+    missing = Store(tmp_path / "none").containerd()
+    for call in (lambda: missing.remove(["x:v1"]), missing.images, missing.disk_usage, missing.fsck, lambda: missing.inspect("x")):
+        with pytest.raises(EmustoreError) as error:
+            call()
+        assert str(error.value) == "no containerd root at %s" % (tmp_path / "none")
     assert not (tmp_path / "none").exists()
     root = _hostile_root(tmp_path, b"sha256:" + b"0" * 64)
     before = ContainerdRoot(root).meta_db.read_bytes()

@@ -84,6 +84,8 @@ class ContainerdCatalog:
 
     def __init__(self, root: Path, namespace: str) -> None:
         self.layout = ContainerdRoot(Path(root).absolute())
+        if not self.layout.root.is_dir():
+            raise StoreError("no containerd root at %s" % self.layout.root)
         self.namespace = namespace
         self.content = ContentStore(self.layout)
         meta = MetaDB(self.layout.meta_db, namespace)

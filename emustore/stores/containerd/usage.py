@@ -34,6 +34,8 @@ class ContainerdUsage:
 
 def disk_usage(meta: MetaDB, snapshotter: Snapshotter, namespace: str) -> ContainerdUsage:
     """The namespace's content and snapshots, in key order as ctr lists them."""
+    if not snapshotter.layout.root.is_dir():
+        raise StoreError("no containerd root at %s" % snapshotter.layout.root)
     records = meta.records().get(namespace)
     if records is None:
         return ContainerdUsage([], [])
