@@ -415,3 +415,36 @@ def test_docker_28_adopts_an_emustore_moby_root(
     assert [problem for problem in problems if not problem.leftover] == []
     record("test_docker_28_adopts_an_emustore_moby_root", images=len(MOBY), listed=len(_rows(listed)), ran=1, saved=1,
            removed=1, problems=len([p for p in problems if not p.leftover]))
+
+
+def test_a_pull_racing_an_rmi_refuses_to_reference_what_it_collected(
+    factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull plans to reuse the base snapshots of an image that an rmi removes (and collects) before
+    the pull commits: the pull refuses in one line, writing nothing; the root stays clean and the next
+    pull completes."""
+    from emustore.stores.containerd.store import ContainerdStore
+
+    root = tmp_path / "root"
+    options = PullOptions(
+        registry=RegistryOptions(insecure_registries=(registry.host,)), store="containerd", engine="containerd-2.1",
+    )
+    first, second = factory_suite["modes_owners"].reference, factory_suite["shared_base"].reference
+    pull(first, root, options)
+    original = ContainerdStore.committing
+
+    def racing(self: ContainerdStore, record_blobs: bool) -> object:
+        Store(root).containerd().remove([first])
+        return original(self, record_blobs)
+
+    monkeypatch.setattr(ContainerdStore, "committing", racing)
+    with pytest.raises(EmustoreError) as refused:
+        pull(second, root, options)
+    monkeypatch.undo()
+    assert "removed meanwhile" in str(refused.value) and "\n" not in str(refused.value)
+    assert Store(root).containerd().images() == [] and Store(root).containerd().fsck() == []
+    pull(second, root, options)
+    assert [view.image.name for view in Store(root).containerd().images()] == [second]
+    assert Store(root).containerd().fsck() == []
+    with Containerd("2.1", root) as daemon:
+        assert _check_rows(daemon.ctr("images", "check"))[second].startswith("complete")

@@ -258,6 +258,7 @@ class ContainerdStore:
         """The commit, in the crash-safe order of the module docstring."""
         image = commit.image
         assert image is not None
+        self._check_reused(image, commit)
         for staged_blob, digest in commit.blobs:
             self.content.publish(staged_blob, digest)
         manifest_digest = "sha256:" + hashlib.sha256(image.manifest_bytes).hexdigest()
@@ -299,6 +300,18 @@ class ContainerdStore:
             sequence=base + 2 * len(commit.layers),
         )
         self.meta.commit(changes, self.dialect.schema)
+
+    def _check_reused(self, image: ResolvedImage, commit: _Commit) -> None:
+        """Every layer this pull planned to reuse still has its snapshot and blob now, under the lock
+        (a concurrent `rmi` may have collected them since the plan): else refuse before writing."""
+        staged_chains = {staged.chain_id for staged in commit.layers}
+        staged_blobs = {digest for _, digest in commit.blobs}
+        chains = chain_ids(parse_image_config(image.config_bytes).diff_ids)
+        for chain, layer in zip(chains, image.layers):
+            if chain not in staged_chains and chain not in commit.state.snapshots:
+                raise StoreError("snapshot %s, which this pull reuses, was removed meanwhile (a concurrent rmi?): pull again" % chain)
+            if layer.digest not in staged_blobs and not self.content.has(layer.digest):
+                raise StoreError("blob %s, which this pull reuses, was removed meanwhile (a concurrent rmi?): pull again" % layer.digest)
 
     def _target(self, image: ResolvedImage, manifest_digest: str) -> tuple[str, str, int]:
         if image.index_bytes is not None and image.index_media_type is not None:
