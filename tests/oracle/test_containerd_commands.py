@@ -448,3 +448,26 @@ def test_a_pull_racing_an_rmi_refuses_to_reference_what_it_collected(
     assert Store(root).containerd().fsck() == []
     with Containerd("2.1", root) as daemon:
         assert _check_rows(daemon.ctr("images", "check"))[second].startswith("complete")
+
+
+def test_rmi_keeps_what_another_namespace_records(
+    factory_suite: dict[str, PushedImage], registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The same image in "default" and "k8s.io": removed from one, every blob and the other
+    namespace's snapshots stay, and containerd finds it complete there."""
+    root = tmp_path / "root"
+    reference = factory_suite["whiteouts"].reference
+    for namespace in ("default", "k8s.io"):
+        pull(reference, root, PullOptions(
+            registry=RegistryOptions(insecure_registries=(registry.host,)), store="containerd",
+            engine="containerd-2.1", namespace=namespace,
+        ))
+    blobs = set(os.listdir(ContainerdRoot(root).blobs))
+    removal = Store(root).containerd().remove([reference])
+    assert removal.images == [reference] and removal.contents > 0 and removal.snapshots == len(factory_suite["whiteouts"].diff_ids)
+    assert set(os.listdir(ContainerdRoot(root).blobs)) == blobs
+    assert Store(root).containerd().images() == [] and Store(root).containerd().fsck() == []
+    with Containerd("2.1", root) as daemon:
+        row = _check_rows(daemon.ctr("-n", "k8s.io", "images", "check"))[reference]
+        assert row.startswith("complete (5/5)") and row.endswith(" true"), row
+        assert daemon.ctr("images", "ls", "-q").split() == []
