@@ -24,6 +24,7 @@ from emustore.pull import pull_all as _pull_all
 from emustore.pull import pull as _pull
 from emustore.reference import Reference
 from emustore.stores.containerd.layout import DEFAULT_ROOT as CONTAINERD_ROOT
+from emustore.stores.containerd.layout import DOCKER_NAMESPACE
 
 if TYPE_CHECKING:
     from emustore.engines import Dialect
@@ -36,11 +37,15 @@ if TYPE_CHECKING:
     from emustore.stores.docker.listing import ImageRow
     from emustore.stores.docker.removal import DeleteRecord, PruneReport
     from emustore.stores.docker.usage import DiskUsage
+    from emustore.explain.containerd import ContainerdWalk
+    from emustore.stores.containerd.catalog import ContainerdCatalog, ImageView
+    from emustore.stores.containerd.removal import Removal
+    from emustore.stores.containerd.usage import ContainerdUsage
 
 # The store modules are imported by the methods that use them: `import emustore` (and every
 # command line, which imports it) stays as fast to start as a pull needs.
 
-__all__ = ["CONTAINERD_ROOT", "PullFailure", "PullOptions", "Store", "pull", "render_inspect"]
+__all__ = ["CONTAINERD_ROOT", "DOCKER_NAMESPACE", "PullFailure", "PullOptions", "Store", "pull", "render_inspect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -126,6 +131,10 @@ class Store:
         from emustore.stores.docker.listing import list_images, rows
 
         return [row for summary in list_images(Catalog(self.root), reference, all) for row in rows(summary, digests)]
+
+    def containerd(self, namespace: str = "default") -> ContainerdImages:
+        """The root as a containerd root (`--store containerd`), namespace `namespace`."""
+        return ContainerdImages(self.root, namespace)
 
     def containers(self) -> ContainerStore:
         """The root's containers: list, find, create (`engine=` as `inspect`), change (cp into,
@@ -214,3 +223,86 @@ class Store:
         from emustore.stores.docker.usage import disk_usage
 
         return disk_usage(Catalog(self.root))
+
+
+class ContainerdImages:
+    """One namespace of a containerd root: list, inspect, remove (with containerd's garbage
+    collection), disk usage, fsck. Reads happen under our writer lock when emustore ever wrote here."""
+
+    def __init__(self, root: Path, namespace: str) -> None:
+        from emustore.stores.containerd.store import ContainerdStore
+
+        self.root = root
+        self.store = ContainerdStore(root, namespace=namespace)
+        self.namespace = namespace
+
+    def catalog(self) -> ContainerdCatalog:
+        """The namespace read once (image records, content, snapshots)."""
+        from emustore.stores.containerd.catalog import ContainerdCatalog
+
+        with self.store.reading():
+            return ContainerdCatalog(self.root, self.namespace)
+
+    def images(self) -> list[ImageView]:
+        """Every image of the namespace as `ctr images ls` lists it (name order), walked from its target."""
+        catalog = self.catalog()
+        return [catalog.view(catalog.records.images[name]) for name in catalog.names()]
+
+    def inspect(self, reference: str) -> dict[str, Any]:
+        """An image's record, target, manifest, config, layers and snapshots, and `ctr images check`'s verdict."""
+        from emustore.stores.containerd.catalog import document
+
+        catalog = self.catalog()
+        return document(catalog, catalog.view(catalog.resolve(reference)))
+
+    def remove(self, references: list[str], force: bool = False) -> Removal:
+        """`ctr images rm --sync REF…`: the image records, then what containerd's collector removes."""
+        from emustore.stores.containerd.removal import remove_images
+
+        return remove_images(self.store, references, force=force)
+
+    def disk_usage(self) -> ContainerdUsage:
+        """`ctr content ls` sizes and `ctr snapshots usage` of the namespace."""
+        from emustore.stores.containerd.usage import disk_usage
+
+        with self.store.reading():
+            return disk_usage(self.store.meta, self.store.snapshotter, self.namespace)
+
+    def fsck(self) -> list[Problem]:
+        """What is wrong with the root (every namespace), as containerd reads it (emustore/fsck/containerd.py)."""
+        from emustore.fsck.containerd import check
+
+        with self.store.reading():
+            return check(self.store)
+
+    def schema(self) -> int | None:
+        """meta.db's v1/version: 3 (containerd 1.x) or 4 (2.x); None without a database."""
+        with self.store.reading():
+            return self.store.meta.schema()
+
+    def repair(self, force: bool = False) -> list[Path]:
+        """Remove the leftovers fsck reports (what `fsck --repair` removes)."""
+        from emustore.fsck.containerd import repair
+
+        return repair(self.store, force=force)
+
+    def save(self, names: list[str], out: str | os.PathLike[str] | IO[bytes], format: str = "docker") -> list[str]:
+        """The images `names` name, as a docker-archive or OCI archive (a path, written atomically, or a
+        stream): layers decompressed from their blobs and verified; the config digests written."""
+        from emustore.save import write_archive, write_to_path
+        from emustore.stores.containerd.export import archive_images
+
+        archived = archive_images(self.catalog(), names)
+
+        def write(stream: IO[bytes]) -> list[str]:
+            write_archive(archived, stream, format)
+            return [image.image_id for image in archived]
+
+        return write_to_path(out, write) if isinstance(out, (str, os.PathLike)) else write(out)
+
+    def explain(self, reference: str) -> ContainerdWalk:
+        """The image record → content → snapshots walk, each snapshot's changes, the merged view and
+        the overlay mount (render with emustore.explain.containerd_render)."""
+        from emustore.explain.containerd import explain
+
+        return explain(self.catalog(), reference)

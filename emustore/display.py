@@ -56,3 +56,22 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "".join(
         "".join(cell.ljust(width) for cell, width in zip(line, widths)) + line[-1] + "\n" for line in lines
     )
+
+
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def binary_size(size: float) -> str:
+    """ctr's sizes: binary units, one decimal ("1009.5 KiB", "0.0 B")."""
+    index = 0
+    while size >= 1024 and index < len(_BINARY_UNITS) - 1:
+        size /= 1024
+        index += 1
+    return "%.1f %s" % (size, _BINARY_UNITS[index])
+
+
+def ctr_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """ctr's tables (tabwriter, padding 1, every cell tab-terminated): each column one wider than its widest cell."""
+    lines = [list(header)] + [list(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) + 1 for i in range(len(header))]
+    return "".join("".join(cell.ljust(width) for cell, width in zip(line, widths)) + "\n" for line in lines)

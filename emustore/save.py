@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from emustore.digest import Hasher, match_id_prefix
 from emustore.errors import InvalidReference, LayerError, NoSuchImage, StoreError
@@ -127,14 +127,18 @@ def save(root: str | os.PathLike[str], names: list[str], out: IO[bytes], fmt: st
     """Write the images `names` resolve to in `root` to `out` as one archive (formats/)."""
     store = DockerStore(Path(root))
     images = find_images(store, names)
-    archived = [_archive_image(store, saved) for saved in images]
+    write_archive([_archive_image(store, saved) for saved in images], out, fmt)
+    return images
+
+
+def write_archive(archived: list[ArchiveImage], out: IO[bytes], fmt: str = DOCKER) -> None:
+    """Archive images (of any store) to `out` as a docker-archive or an OCI archive."""
     writer = ArchiveWriter(out)
     if fmt == OCI:
         write_oci_archive(archived, writer)
     else:
         write_docker_archive(archived, writer)
     writer.close()
-    return images
 
 
 def _archive_image(store: DockerStore, saved: SavedImage) -> ArchiveImage:
@@ -146,15 +150,23 @@ def _archive_image(store: DockerStore, saved: SavedImage) -> ArchiveImage:
 
 def save_to_path(root: str | os.PathLike[str], names: list[str], path: str | os.PathLike[str], fmt: str = DOCKER) -> list[SavedImage]:
     """save() into a file, published by rename only when complete."""
+    return write_to_path(path, lambda out: save(root, names, out, fmt))
+
+
+T = TypeVar("T")
+
+
+def write_to_path(path: str | os.PathLike[str], write: Callable[[IO[bytes]], T]) -> T:
+    """`write` into a temp file beside `path`, synced, renamed to it only when complete."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
-            images = save(root, names, out, fmt)
+            result = write(out)
             out.flush()
             os.fsync(out.fileno())
         os.rename(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return images
+    return result

@@ -26,11 +26,11 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """--store docker|containerd and --namespace NS (containerd's), for the writers; with them --root
-    may be left out for containerd (its default root)."""
+    """--store docker|containerd and --namespace NS (containerd's), for every command that handles both
+    stores; with them --root may be left out for containerd (its default root)."""
     parser.add_argument(
         "--store", choices=("docker", "containerd"), default="docker",
-        help="write a Docker data root (default) or containerd's image store (content, meta.db, overlayfs snapshots)",
+        help="a Docker data root (default) or containerd's image store (content, meta.db, overlayfs snapshots)",
     )
     parser.add_argument(
         "--namespace", default="default", metavar="NS",

@@ -5,24 +5,33 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_root_argument, add_store_arguments, store_root
 from emustore.digest import short_id
-from emustore.display import human_size, since, table
+from emustore.display import binary_size, ctr_table, human_size, since, table
 from emustore.api import Store
 
 if TYPE_CHECKING:
+    from emustore.stores.containerd.usage import ContainerdUsage
     from emustore.stores.docker.usage import DiskUsage
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("du", help="show disk usage of images and layers, like `docker system df`")
     add_root_argument(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="per image and per layer")
+    p.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="per image and per layer (--store containerd: per blob as `ctr content ls`, per snapshot as `ctr snapshots usage`)",
+    )
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    usage = Store(args.root).disk_usage()
+    if args.store == "containerd":
+        found = Store(store_root(args)).containerd(args.namespace).disk_usage()
+        print(_containerd_verbose(found) if args.verbose else _containerd_summary(found), end="")
+        return 0
+    usage = Store(store_root(args)).disk_usage()
     print(_verbose(usage) if args.verbose else _summary(usage), end="")
     return 0
 
@@ -55,4 +64,24 @@ def _verbose(usage: DiskUsage) -> str:
         + table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"], image_rows)
         + "\nLayers space usage:\n\n"
         + table(["CHAIN ID", "DIFF ID", "SIZE", "IMAGES"], layer_rows)
+    )
+
+
+def _containerd_summary(usage: ContainerdUsage) -> str:
+    return ctr_table(["TYPE", "TOTAL", "SIZE"], [
+        ["Content", str(len(usage.contents)), binary_size(usage.content_size)],
+        ["Snapshots", str(len(usage.snapshots)), binary_size(usage.snapshot_size)],
+    ])
+
+
+def _containerd_verbose(usage: ContainerdUsage) -> str:
+    """The digests and sizes of `ctr content ls`, then `ctr snapshots usage` as it prints it."""
+    snapshots = [
+        [snap.name, binary_size(snap.size) if snap.size is not None else "-", str(snap.inodes) if snap.inodes is not None else "-"]
+        for snap in usage.snapshots
+    ]
+    return (
+        ctr_table(["DIGEST", "SIZE"], [[digest, human_size(size, 4)] for digest, size in usage.contents])
+        + "\n"
+        + ctr_table(["KEY", "SIZE", "INODES"], snapshots)
     )

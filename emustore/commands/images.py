@@ -6,12 +6,15 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from emustore.commands import add_root_argument
-from emustore.display import human_size, since, table
+from emustore.commands import add_root_argument, add_store_arguments, store_root
+from emustore.display import binary_size, ctr_table, human_size, since, table
 from emustore.gojson import go_json
-from emustore.api import Store
+from emustore.api import DOCKER_NAMESPACE, Store
+from emustore.digest import short_id
+from emustore.reference import parse_reference
 
 if TYPE_CHECKING:
+    from emustore.stores.containerd.catalog import ImageView
     from emustore.stores.docker.listing import ImageRow
 
 
@@ -23,12 +26,19 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     p.add_argument("--digests", action="store_true", help="show digests")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or one JSON object per line")
+    p.add_argument(
+        "--format", choices=("table", "json", "ctr"), default="table",
+        help="table (default) or one JSON object per line; with --store containerd the table is `ctr images ls`'s "
+        "(`docker images`' for the moby namespace: ctr forces ctr's)",
+    )
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    found = Store(args.root).image_rows(args.reference, args.all, args.digests)
+    if args.store == "containerd":
+        return _containerd(args)
+    found = Store(store_root(args)).image_rows(args.reference, args.all, args.digests)
     now = time.time()
     if args.quiet:
         print("".join(_image_id(row, args.no_trunc) + "\n" for row in found), end="")
@@ -70,4 +80,56 @@ def _json_row(row: ImageRow, now: float, no_trunc: bool) -> dict[str, str]:
         "Tag": row.tag,
         "UniqueSize": "N/A",
         "VirtualSize": human_size(image.size, 4),
+    }
+
+
+def _containerd(args: argparse.Namespace) -> int:
+    """`ctr -n NS images ls [-q]`: REF TYPE DIGEST SIZE PLATFORMS LABELS (a REFERENCE keeps that name only)."""
+    views = Store(store_root(args)).containerd(args.namespace).images()
+    if args.reference:
+        views = [view for view in views if view.image.name == args.reference]
+    if args.quiet:
+        print("".join(view.image.name + "\n" for view in views), end="")
+        return 0
+    if args.format == "json":
+        print("".join(go_json(_ctr_json(view)) + "\n" for view in views), end="")
+        return 0
+    if args.format == "table" and args.namespace == DOCKER_NAMESPACE:
+        print(_docker_table(views, args.no_trunc, args.digests), end="")
+        return 0
+    print(ctr_table(["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"], [_ctr_row(view) for view in views]), end="")
+    return 0
+
+
+def _docker_table(views: list[ImageView], no_trunc: bool, digests: bool) -> str:
+    """What Docker 28 with its containerd store prints: IMAGE ID is the target (index or manifest) digest,
+    SIZE the platform's blobs plus its unpacked snapshots; rows newest first (then by name)."""
+    now = time.time()
+    rows = []
+    for view in sorted(views, key=lambda v: (-(v.created or 0), v.image.name)):
+        reference = parse_reference(view.image.name)
+        digest = view.image.digest
+        size = view.docker_size
+        rows.append(
+            [reference.familiar_name, reference.tag or "<none>"]
+            + ([digest] if digests else [])
+            + [digest if no_trunc else short_id(digest), since(view.created, now) if view.created is not None else "N/A",
+               human_size(size) if size is not None else "N/A"]
+        )
+    header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    return table(header, rows)
+
+
+def _ctr_row(view: ImageView) -> list[str]:
+    image = view.image
+    labels = ",".join("%s=%s" % item for item in sorted(image.labels.items())) or "-"
+    size = binary_size(view.size) if view.size is not None else "-"
+    return [image.name, image.media_type, image.digest, size, ",".join(view.platforms) or "-", labels]
+
+
+def _ctr_json(view: ImageView) -> dict[str, object]:
+    image = view.image
+    return {
+        "Name": image.name, "MediaType": image.media_type, "Digest": image.digest, "Size": view.size,
+        "Platforms": view.platforms, "Labels": dict(sorted(image.labels.items())),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_root_argument, add_store_arguments, store_root
 from emustore.errors import EmustoreError
 from emustore.api import Store
 
@@ -14,12 +14,19 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = subparsers.add_parser("rmi", help="remove one or more images, like `docker rmi`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="reference, image id or id prefix")
     add_root_argument(p)
-    p.add_argument("-f", "--force", action="store_true", help="force removal of the image")
+    p.add_argument(
+        "-f", "--force", action="store_true",
+        help="force removal of the image (--store containerd: skip the running-containerd check; the databases' "
+        "own lock still refuses a live one)",
+    )
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    if args.store == "containerd":
+        return _containerd(args)
+    store = Store(store_root(args))
     failed = False
     for text in args.images:
         try:
@@ -29,3 +36,10 @@ def run(args: argparse.Namespace) -> int:
             print("emustore: %s" % exc, file=sys.stderr)
             failed = True
     return 1 if failed else 0
+
+
+def _containerd(args: argparse.Namespace) -> int:
+    """`ctr images rm --sync REF…`: the names removed, one a line; nothing removed when one is missing."""
+    removal = Store(store_root(args)).containerd(args.namespace).remove(list(args.images), force=args.force)
+    print("".join(name + "\n" for name in removal.images), end="")
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emustore.commands import add_root_argument
+from emustore.commands import add_root_argument, add_store_arguments, store_root
 from emustore.errors import EmustoreError
 from emustore.api import Store
 from emustore.save import DOCKER, OCI
@@ -24,15 +24,18 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--format", choices=(DOCKER, OCI), default=DOCKER,
         help="docker: the docker save layout (default); oci: an OCI image layout archive (docker load reads it too)",
     )
+    add_store_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    store = Store(store_root(args))
+    save = store.containerd(args.namespace).save if args.store == "containerd" else store.save
     if args.output and args.output != "-":
-        Store(args.root).save(args.images, args.output, args.format)
+        save(args.images, args.output, args.format)
         return 0
     if sys.stdout.isatty():
         raise TerminalOutput("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    Store(args.root).save(args.images, sys.stdout.buffer, args.format)
+    save(args.images, sys.stdout.buffer, args.format)
     sys.stdout.buffer.flush()
     return 0

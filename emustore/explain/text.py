@@ -60,17 +60,17 @@ def _layer_files(walk: Walk, changes: LayerChanges, full: bool) -> list[str]:
     """What the layer does to the layers below: counts, size, wasted bytes, and each change."""
     layer = walk.layers[changes.index]
     size = "%d bytes" % layer.size if layer.size is not None else "size unknown"
-    out = _counts(changes) + [
+    out = counts_lines(changes) + [
         "             %s (layerdb size), %s of the image" % (size, share(layer.size or 0, walk.total_size)),
         "   wasted    %d bytes of lower files overwritten or deleted by this layer" % changes.wasted,
     ]
     shown = [c for c in changes.changes if full or c.status not in (ADDED, UNCHANGED)]
     if shown:
         out.append("   every entry:" if full else "   changes to the layers below (additions: --files):")
-    return out + _change_lines(shown) + [""]
+    return out + change_lines(shown) + [""]
 
 
-def _counts(changes: LayerChanges, label: str = "files") -> list[str]:
+def counts_lines(changes: LayerChanges, label: str = "files") -> list[str]:
     counts = changes.counts()
     listed = ", ".join("%d %s" % (counts[s], s) for s in sorted(counts))
     out = ["   %-9s %d entries%s" % (label, len(changes.changes), ": " + listed if listed else "")]
@@ -80,7 +80,7 @@ def _counts(changes: LayerChanges, label: str = "files") -> list[str]:
     return out
 
 
-def _change_lines(shown: list[Change]) -> list[str]:
+def change_lines(shown: list[Change]) -> list[str]:
     out = []
     for change in shown:
         out.append("     " + change_line(change))
@@ -285,8 +285,8 @@ def _containers(walk: Walk) -> list[str]:
                 out.append("   %-9s %s/  link l/%s%s" % (role, walk.rel(layer.dir), _shown(layer.link_id), "  committed" if layer.committed else ""))
                 out.append("             lower %s" % _shown(layer.lower))
         for label, changes in zip(("init diff", "rw diff"), container.files):
-            out += _counts(changes, label)
-            out += _change_lines([c for c in changes.changes if c.status != UNCHANGED])
+            out += counts_lines(changes, label)
+            out += change_lines([c for c in changes.changes if c.status != UNCHANGED])
         out += container.notes
         if container.mount is not None:
             init_link = container.init.link_id if container.init is not None else None

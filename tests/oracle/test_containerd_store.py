@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from emustore.api import PullOptions
+from emustore.api import PullOptions, Store
 from emustore.errors import EmustoreError
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions
@@ -31,6 +31,7 @@ from tests.support.daemons import Daemons
 from tests.support.figures import record
 from tests.support.imagebuild import ImageBuilder
 from tests.support.imagefactory import PushedImage
+from tests.support.killing import KILL_AT_PHASE
 from tests.support.registry import RegistryServer
 from tests.unit.test_robust_hostile import CONTAINED, REFUSED
 
@@ -212,20 +213,9 @@ KILL_PHASES = (
     "emustore.stores.containerd.metadata:MetaDB.commit",  # everything but meta.db
     "emustore.bbolt.writer:Transaction._write_meta",  # meta.db's new pages written, not its meta page
 )
-KILLED_PULL = """
-import importlib, os, signal, sys
+KILLED_PULL = KILL_AT_PHASE + """
 phase, root, reference, host, engine = sys.argv[1:]
-after = phase.startswith("after:")
-module, _, attribute = phase.removeprefix("after:").partition(":")
-owner_name, method = attribute.split(".")
-owner = getattr(importlib.import_module(module), owner_name)
-original = getattr(owner, method)
-def killing(*args, **kwargs):
-    if after:
-        original(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
-setattr(owner, method, killing)
-from emustore.api import PullOptions
+from emustore.api import PullOptions, Store
 from emustore.pull import pull
 from emustore.registry.options import RegistryOptions
 options = PullOptions(registry=RegistryOptions(insecure_registries=(host,)), store="containerd", engine=engine)
@@ -256,6 +246,7 @@ def test_sigkill_leaves_a_store_containerd_opens(
     layout = ContainerdRoot(root)
     assert os.listdir(layout.staging) == []
     assert sorted(os.listdir(layout.snapshots), key=int) == [str(i) for i in sorted(snapshot_chains(root))]
+    assert Store(root).containerd().fsck() == []  # nothing left of the killed writer, blobs included
     with Containerd(version, root) as daemon:
         assert set(_check(daemon).values()) == {"complete true"}
         assert len(_check(daemon)) == 3
@@ -282,6 +273,7 @@ def test_concurrent_pulls(factory_suite: dict[str, PushedImage], registry: Regis
         chains = snapshot_chains(root)
         assert len(set(chains.values())) == len(chains)
         assert sorted(os.listdir(ContainerdRoot(root).snapshots), key=int) == [str(i) for i in sorted(chains)]
+        assert Store(root).containerd().fsck() == []
         with Containerd(version, root) as daemon:
             assert _images(daemon) == {factory_suite[name].reference for name in names}
             assert set(_check(daemon).values()) == {"complete true"}

@@ -52,3 +52,16 @@ def go_time(nanoseconds: int | None = None) -> bytes:
     ns = time.time_ns() if nanoseconds is None else nanoseconds
     seconds, nanos = divmod(ns, 1_000_000_000)
     return b"\x01" + (seconds + GO_EPOCH_OFFSET).to_bytes(8, "big", signed=True) + nanos.to_bytes(4, "big") + b"\xff\xff"
+
+
+def read_go_time(data: bytes) -> str:
+    """RFC 3339 (UTC, nanoseconds when any) of a time.MarshalBinary value (version 1 or 2, any zone
+    offset: the instant is what counts); ValueError when it is not one."""
+    if len(data) not in (15, 16) or data[0] not in (1, 2):
+        raise ValueError("not a Go binary time")
+    seconds = int.from_bytes(data[1:9], "big", signed=True) - GO_EPOCH_OFFSET
+    nanos = int.from_bytes(data[9:13], "big")
+    if nanos >= 1_000_000_000 or not -(1 << 40) < seconds < (1 << 40):
+        raise ValueError("not a Go binary time")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return stamp + ("." + ("%09d" % nanos).rstrip("0") if nanos else "") + "Z"

@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from emustore.digest import is_digest
 from emustore.fsutil import TEMP_PREFIX, fsync_dir
 from emustore.stores.containerd.layout import ContainerdRoot
 
@@ -28,10 +30,16 @@ class ContentStore:
         self.layout = layout
 
     def has(self, digest: str) -> bool:
-        return self.layout.blob(digest).is_file()
+        """A regular file (not a link) is there for `digest` (a sha256 digest; anything else: no)."""
+        try:
+            return is_digest(digest) and stat.S_ISREG(os.lstat(self.layout.blob(digest)).st_mode)
+        except OSError:
+            return False
 
     def get(self, digest: str) -> bytes | None:
         """The blob's bytes when it is there, small enough and verifies (an image config)."""
+        if not is_digest(digest):
+            return None
         try:
             fd = os.open(self.layout.blob(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except (OSError, ValueError):
@@ -94,6 +102,24 @@ class ContentStore:
         for name in names:
             if name.startswith(TEMP_PREFIX):
                 yield self.layout.blobs / name
+
+    def remove_unrecorded(self, keep: set[str]) -> list[Path]:
+        """Remove each blob no namespace of meta.db records (`keep`: digests), as containerd's
+        content garbage collection does. Only under the writer lock, never beside a containerd."""
+        removed = []
+        try:
+            names = os.listdir(self.layout.blobs)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if len(name) == 64 and "sha256:" + name not in keep:
+                path = self.layout.blobs / name
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+                    removed.append(path)
+        if removed:
+            self.sync()
+        return removed
 
     def sync(self) -> None:
         fsync_dir(self.layout.blobs)

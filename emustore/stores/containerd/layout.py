@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from emustore.digest import hex_of
+from emustore.digest import hex_of, is_digest
+from emustore.errors import StoreError
 from emustore.fsutil import ensure_dir
 
 DEFAULT_ROOT = "/var/lib/containerd"
@@ -13,6 +14,7 @@ CONTENT = "io.containerd.content.v1.content"
 METADATA = "io.containerd.metadata.v1.bolt"
 OVERLAYFS = "io.containerd.snapshotter.v1.overlayfs"
 SNAPSHOTTER = "overlayfs"  # the snapshotter's name in meta.db and in the gc.ref.snapshot label
+DOCKER_NAMESPACE = "moby"  # Docker's containerd image store: its pull, its cri.* labels, its `docker images`
 OURS = "emustore"  # our dir inside the snapshotter's (same file system as the snapshots): lock, staging
 
 
@@ -33,6 +35,9 @@ class ContainerdRoot:
         return self.content / "ingest"
 
     def blob(self, digest: str) -> Path:
+        """blobs/sha256/<hex>; only a sha256 digest becomes a file name (a hostile record: one-line error)."""
+        if not is_digest(digest):
+            raise StoreError("not a sha256 digest: %r" % digest[:100])
         return self.blobs / hex_of(digest)
 
     @property

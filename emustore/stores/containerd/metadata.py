@@ -9,14 +9,15 @@ running containerd holds it, so both are refused while one runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emustore.bbolt.reader import Bucket, open_db
 from emustore.bbolt.writer import WriteBucket, update
-from emustore.stores.containerd.codec import go_time, varint
+from emustore.errors import StoreError
+from emustore.stores.containerd.codec import go_time, read_go_time, read_varint, varint
 from emustore.stores.containerd.layout import SNAPSHOTTER
 
 SOURCE_LABEL = "containerd.io/distribution.source."
@@ -71,6 +72,58 @@ class NamespaceState:
 EMPTY = NamespaceState({}, frozenset(), 0)
 
 
+@dataclass(frozen=True)
+class StoredImage:
+    """An image record as containerd keeps it: name, target descriptor, labels, times (RFC 3339)."""
+
+    name: str
+    digest: str
+    media_type: str
+    size: int
+    labels: dict[str, str]
+    created: str
+    updated: str
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    digest: str
+    size: int
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    chain_id: str  # the key in meta.db (containerd's snapshot name in the namespace)
+    key: str  # the snapshotter's name: "<namespace>/<n>/<chain id>"
+    parent: str | None
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What else keeps resources alive for the garbage collector: a lease (its content and snapshots,
+    unless expired) or a container (its snapshot); both with their labels."""
+
+    kind: str  # "lease" or "container"
+    name: str
+    contents: frozenset[str]
+    snapshots: frozenset[tuple[str, str]]  # (snapshotter, key)
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NamespaceRecords:
+    """Everything the image store keeps in one namespace of meta.db."""
+
+    name: str
+    images: dict[str, StoredImage]
+    contents: dict[str, StoredContent]
+    snapshots: dict[str, StoredSnapshot]  # of the overlayfs snapshotter, by chain id
+    holders: list[Holder]
+    other_snapshotters: frozenset[str]  # snapshots of snapshotters we do not manage (left alone)
+
+
 class MetaDB:
     def __init__(self, path: Path, namespace: str) -> None:
         self.path = path
@@ -94,15 +147,60 @@ class MetaDB:
 
     def snapshot_keys(self) -> set[str]:
         """The snapshotter key of every snapshot of every namespace (what the snapshotter must keep)."""
+        return self._every_namespace(lambda snaps: set(_snapshot_keys(snaps).values()), b"snapshots", SNAPSHOTTER.encode())
+
+    def blob_digests(self) -> set[str]:
+        """The digest of every content record of every namespace (what the content store must keep)."""
+        return self._every_namespace(lambda blobs: {key.decode(errors="replace") for key in blobs.buckets()}, b"content", b"blob")
+
+    def _every_namespace(self, found: Callable[[Bucket], set[str]], *path: bytes) -> set[str]:
+        """The union of `found` over the bucket at `path` of each namespace (none without a database)."""
         if not self.path.exists():
             return set()
-        keys: set[str] = set()
+        union: set[str] = set()
         with open_db(self.path) as db:
             v1 = db.root.bucket(b"v1")
-            for ns_name in v1.buckets() if v1 is not None else ():
-                snaps = _path(v1, ns_name, b"snapshots", SNAPSHOTTER.encode())
-                keys.update(_snapshot_keys(snaps).values() if snaps is not None else ())
-        return keys
+            for ns_name in list(v1.buckets()) if v1 is not None else []:
+                bucket = _path(v1, ns_name, *path)
+                union |= found(bucket) if bucket is not None else set()
+        return union
+
+    def schema(self) -> int | None:
+        """v1/version: 3 as containerd 1.x writes it, 4 as 2.x does (None without a database)."""
+        if not self.path.exists():
+            return None
+        with open_db(self.path) as db:
+            raw = _path(db.root, b"v1")
+            value = raw.get(b"version") if raw is not None else None
+        return _number(value, "v1/version") if value is not None else None
+
+    def records(self) -> dict[str, NamespaceRecords]:
+        """Every namespace's images, content, snapshots, leases and containers (none without a database)."""
+        if not self.path.exists():
+            return {}
+        found = {}
+        with open_db(self.path) as db:
+            v1 = db.root.bucket(b"v1")
+            for ns_name in list(v1.buckets()) if v1 is not None else []:
+                ns = v1.bucket(ns_name) if v1 is not None else None
+                if ns is not None:
+                    name = _text(ns_name)
+                    found[name] = _namespace_records(name, ns)
+        return found
+
+    def remove(self, images: dict[str, set[str]], contents: dict[str, set[str]], snapshots: dict[str, set[str]]) -> None:
+        """One transaction: image records, content records and overlayfs snapshot records (by chain
+        id), each given per namespace. A surviving parent keeps its `children` entry of a removed
+        snapshot, as containerd's collector leaves it (observed: ctr images rm --sync, 1.6 and 2.1)."""
+        with _transaction(self.path) as root:
+            v1 = root.bucket(b"v1")
+            for name in sorted(set(images) | set(contents) | set(snapshots)):
+                ns = v1.bucket(name.encode()) if v1 is not None else None
+                if ns is None:
+                    continue
+                _delete_all(_write_path(ns, b"images"), images.get(name, set()))
+                _delete_all(_write_path(ns, b"content", b"blob"), contents.get(name, set()))
+                _delete_all(_write_path(ns, b"snapshots", SNAPSHOTTER.encode()), snapshots.get(name, set()))
 
     def commit(self, changes: MetaChanges, version: int) -> None:
         """Apply `changes` in one transaction; a new database gets schema `version` (an existing
@@ -140,6 +238,103 @@ def _path(bucket: Bucket | None, *names: bytes) -> Bucket | None:
             return None
         bucket = bucket.bucket(name)
     return bucket
+
+
+def _write_path(bucket: WriteBucket, *names: bytes) -> WriteBucket | None:
+    found: WriteBucket | None = bucket
+    for name in names:
+        found = found.bucket(name) if found is not None else None
+    return found
+
+
+def _delete_all(bucket: WriteBucket | None, names: set[str]) -> None:
+    for name in sorted(names):
+        if bucket is not None and bucket.bucket(name.encode()) is not None:
+            bucket.delete_bucket(name.encode())
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise StoreError("meta.db: a key or value is not UTF-8: %r" % raw[:80]) from None
+
+
+def _number(raw: bytes | None, what: str) -> int:
+    try:
+        return read_varint(raw) if raw is not None else 0
+    except ValueError:
+        raise StoreError("meta.db: %s is not a varint" % what) from None
+
+
+def _labels(bucket: Bucket | None) -> dict[str, str]:
+    labels = bucket.bucket(b"labels") if bucket is not None else None
+    return {_text(key): _text(value) for key, value in labels.items()} if labels is not None else {}
+
+
+def _time(raw: bytes | None) -> str:
+    try:
+        return read_go_time(raw) if raw is not None else ""
+    except ValueError:
+        raise StoreError("meta.db: a time is not a Go binary time") from None
+
+
+def _namespace_records(name: str, ns: Bucket) -> NamespaceRecords:
+    images = {}
+    for key in _sub_buckets(ns, b"images"):
+        record = _path(ns, b"images", key)
+        target = _path(record, b"target")
+        if record is None or target is None:
+            continue
+        image = StoredImage(
+            _text(key), _text(target.get(b"digest") or b""), _text(target.get(b"mediatype") or b""),
+            _number(target.get(b"size"), "an image's size"), _labels(record),
+            _time(record.get(b"createdat")), _time(record.get(b"updatedat")),
+        )
+        images[image.name] = image
+    contents = {}
+    for key in _sub_buckets(ns, b"content", b"blob"):
+        record = _path(ns, b"content", b"blob", key)
+        digest = _text(key)
+        contents[digest] = StoredContent(digest, _number(record.get(b"size") if record else None, "a size"), _labels(record))
+    snapshots = {}
+    for key in _sub_buckets(ns, b"snapshots", SNAPSHOTTER.encode()):
+        record = _path(ns, b"snapshots", SNAPSHOTTER.encode(), key)
+        if record is None:
+            continue
+        parent = record.get(b"parent")
+        chain = _text(key)
+        snapshots[chain] = StoredSnapshot(
+            chain, _text(record.get(b"name") or b""), _text(parent) if parent else None, _labels(record)
+        )
+    others = frozenset(_text(key) for key in _sub_buckets(ns, b"snapshots") if key != SNAPSHOTTER.encode())
+    return NamespaceRecords(name, images, contents, snapshots, _holders(ns), others)
+
+
+def _sub_buckets(bucket: Bucket, *names: bytes) -> list[bytes]:
+    found = _path(bucket, *names)
+    return list(found.buckets()) if found is not None else []
+
+
+def _holders(ns: Bucket) -> list[Holder]:
+    """Leases (content, snapshots per snapshotter) and containers (snapshotter, snapshotKey)."""
+    holders = []
+    for key in _sub_buckets(ns, b"leases"):
+        lease = _path(ns, b"leases", key)
+        snaps: set[tuple[str, str]] = set()
+        for snapshotter in _sub_buckets(ns, b"leases", key, b"snapshots"):
+            held = _path(lease, b"snapshots", snapshotter)
+            snaps.update((_text(snapshotter), _text(snap)) for snap, _ in (held.items() if held is not None else ()))
+        content = _path(lease, b"content")
+        digests = frozenset(_text(digest) for digest, _ in content.items()) if content is not None else frozenset()
+        holders.append(Holder("lease", _text(key), digests, frozenset(snaps), _labels(lease)))
+    for key in _sub_buckets(ns, b"containers"):
+        container = _path(ns, b"containers", key)
+        of = container.get(b"snapshotter") if container is not None else None
+        snap_key = container.get(b"snapshotKey") if container is not None else None
+        used = frozenset({(_text(of), _text(snap_key))}) if of and snap_key else frozenset()
+        holders.append(Holder("container", _text(key), frozenset(), used, _labels(container)))
+    return holders
 
 
 def _snapshot_keys(snaps: Bucket) -> dict[str, str]:

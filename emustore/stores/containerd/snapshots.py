@@ -15,7 +15,7 @@ from pathlib import Path
 from emustore.bbolt.reader import open_db
 from emustore.bbolt.writer import update
 from emustore.fsutil import ensure_dir, fsync_dir, remove_tree
-from emustore.stores.containerd.codec import go_time, read_uvarint, uvarint, varint
+from emustore.stores.containerd.codec import go_time, read_uvarint, read_varint, uvarint, varint
 from emustore.stores.containerd.layout import ContainerdRoot
 
 KIND_COMMITTED = 3
@@ -60,6 +60,25 @@ class NewSnapshot:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A record of metadata.db: what `ctr snapshots usage` and fsck read."""
+
+    key: str
+    id: int
+    kind: int
+    parent: str | None
+    size: int
+    inodes: int
+
+
+@dataclass(frozen=True)
+class SnapshotterState:
+    records: dict[str, SnapshotInfo]  # by key
+    sequence: int
+    parents: set[tuple[int, int, str]]  # (parent id, child id, child key) of v1/parents
+
+
 class Snapshotter:
     def __init__(self, layout: ContainerdRoot) -> None:
         self.layout = layout
@@ -80,6 +99,32 @@ class Snapshotter:
                 if raw is not None:
                     found[key.decode()] = read_uvarint(raw)[0]
         return found
+
+    def state(self) -> SnapshotterState:
+        """Every record of metadata.db, its sequence and its parent links (ValueError on a bad value)."""
+        if not self.layout.metadata_db.exists():
+            return SnapshotterState({}, 0, set())
+        records = {}
+        with open_db(self.layout.metadata_db) as db:
+            v1 = db.root.bucket(b"v1")
+            snaps = v1.bucket(b"snapshots") if v1 is not None else None
+            links = v1.bucket(b"parents") if v1 is not None else None
+            for raw_key in snaps.buckets() if snaps is not None else ():
+                record = snaps.bucket(raw_key) if snaps is not None else None
+                if record is None:
+                    continue
+                key = raw_key.decode()
+                parent = record.get(b"parent")
+                records[key] = SnapshotInfo(
+                    key, read_uvarint(record.get(b"id") or b"")[0], (record.get(b"kind") or b"\0")[0],
+                    parent.decode() if parent else None,
+                    read_varint(record.get(b"size") or b"\0"), read_varint(record.get(b"inodes") or b"\0"),
+                )
+            parents = {
+                (read_uvarint(link)[0], _child_id(link), value.decode())
+                for link, value in (links.items() if links is not None else ())
+            }
+            return SnapshotterState(records, snaps.sequence if snaps is not None else 0, parents)
 
     def record(self, snapshots: list[NewSnapshot]) -> list[int]:
         """Record `snapshots` (parents first) as committed, in one transaction; their ids. A key

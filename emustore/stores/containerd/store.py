@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import re
@@ -32,7 +32,7 @@ from emustore.sources.base import ResolvedImage
 from emustore.stores.containerd import ownership
 from emustore.stores.containerd.content import ContentStore
 from emustore.stores.containerd.dialect import CONTAINERD, ContainerdDialect
-from emustore.stores.containerd.layout import SNAPSHOTTER, ContainerdRoot
+from emustore.stores.containerd.layout import DOCKER_NAMESPACE, SNAPSHOTTER, ContainerdRoot
 from emustore.stores.containerd.metadata import (
     SOURCE_LABEL,
     ContentRecord,
@@ -51,7 +51,6 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*\Z")  # containerd's
 MAX_NAMESPACE = 76
 MAX_LABEL = 4096  # key + value, containerd's limit
 CRI = "containerd.io/snapshot/cri."
-DOCKER_NAMESPACE = "moby"  # Docker's containerd image store: its own pull, its cri.* snapshot labels
 GC_CONTENT = "containerd.io/gc.ref.content."
 
 
@@ -126,6 +125,11 @@ class ContainerdStore:
         self.layout.prepare_staging()
         return root_lock(self.layout.lock_file)
 
+    def reading(self) -> AbstractContextManager[None]:
+        """For a reader: our writer lock when an emustore writer ever ran here (so that its
+        exclusive bbolt flock is never taken for a containerd's), else nothing to wait for."""
+        return root_lock(self.layout.lock_file) if self.layout.lock_file.exists() else nullcontext()
+
     @property
     def keeps_every_manifest(self) -> bool:
         """ctr 2.x keeps every manifest of an index; Docker's pull into "moby" (28) only the platform's."""
@@ -140,8 +144,8 @@ class ContainerdStore:
         return writing(self.layout, kind, self.remove_abandoned, ROLE)
 
     def remove_abandoned(self) -> list[Path]:
-        """Dead writers' staging sets; if there was any, under the lock, their temp files and the
-        snapshots they recorded or renamed but never committed to meta.db."""
+        """Dead writers' staging sets; if there was any, under the lock, their temp files and what
+        they published but never committed to meta.db, or left after committing a removal (sweep)."""
         removed = []
         for path in abandoned(self.layout.staging):
             try:
@@ -153,8 +157,14 @@ class ContainerdStore:
             with self.lock():
                 for temp in self.content.temp_files():
                     remove_tree(temp)
-                removed += self.snapshotter.remove_unrecorded(self.meta.snapshot_keys())
+                removed += self.sweep()
         return removed
+
+    def sweep(self) -> list[Path]:
+        """Under the lock: what no namespace of meta.db records, as containerd's collector removes
+        it: snapshots (metadata.db records, then their dirs), then blobs."""
+        removed = self.snapshotter.remove_unrecorded(self.meta.snapshot_keys())
+        return removed + self.content.remove_unrecorded(self.meta.blob_digests())
 
     def discard_staging(self) -> None:
         self.layout.remove_empty_staging()
@@ -248,6 +258,7 @@ class ContainerdStore:
         """The commit, in the crash-safe order of the module docstring."""
         image = commit.image
         assert image is not None
+        self._check_reused(image, commit)
         for staged_blob, digest in commit.blobs:
             self.content.publish(staged_blob, digest)
         manifest_digest = "sha256:" + hashlib.sha256(image.manifest_bytes).hexdigest()
@@ -289,6 +300,18 @@ class ContainerdStore:
             sequence=base + 2 * len(commit.layers),
         )
         self.meta.commit(changes, self.dialect.schema)
+
+    def _check_reused(self, image: ResolvedImage, commit: _Commit) -> None:
+        """Every layer this pull planned to reuse still has its snapshot and blob now, under the lock
+        (a concurrent `rmi` may have collected them since the plan): else refuse before writing."""
+        staged_chains = {staged.chain_id for staged in commit.layers}
+        staged_blobs = {digest for _, digest in commit.blobs}
+        chains = chain_ids(parse_image_config(image.config_bytes).diff_ids)
+        for chain, layer in zip(chains, image.layers):
+            if chain not in staged_chains and chain not in commit.state.snapshots:
+                raise StoreError("snapshot %s, which this pull reuses, was removed meanwhile (a concurrent rmi?): pull again" % chain)
+            if layer.digest not in staged_blobs and not self.content.has(layer.digest):
+                raise StoreError("blob %s, which this pull reuses, was removed meanwhile (a concurrent rmi?): pull again" % layer.digest)
 
     def _target(self, image: ResolvedImage, manifest_digest: str) -> tuple[str, str, int]:
         if image.index_bytes is not None and image.index_media_type is not None:
