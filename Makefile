@@ -27,7 +27,7 @@ setup: venv
 
 lint: venv
 	$(PY) -m ruff check --no-cache emustore tests scripts
-	$(PY) -m mypy --no-incremental  # configured in pyproject.toml: strict on the redesigned modules
+	$(PY) -m mypy --no-incremental  # configured in pyproject.toml: strict on the whole package
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
