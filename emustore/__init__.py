@@ -1,4 +1,4 @@
-"""emustore: container images written into a Docker Engine 20.10 data root, without a daemon.
+"""emustore: container images written as Docker (20.10, 26, 28) or containerd store them, without a daemon.
 
 Python API: `emustore.pull(ref, root=…)` and `emustore.Store(root)` (see emustore.api).
 """

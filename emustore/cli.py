@@ -19,7 +19,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with `command` (the first argument), only that command's."""
     parser = argparse.ArgumentParser(
         prog="emustore",
-        description="Write container images into a Docker Engine 20.10 (overlay2) data root, no daemon needed.",
+        description="Write container images into a Docker (20.10, 26, 28) data root or containerd's image store, no daemon needed.",
     )
     parser.add_argument("--version", action="version", version="emustore " + __version__)
     register_all(parser.add_subparsers(dest="command", metavar="COMMAND", required=True), only=command)
