@@ -14,12 +14,13 @@ import pkgutil
 ROOT_ENV = "EMUSTORE_ROOT"
 
 
-def add_root_argument(parser: argparse.ArgumentParser) -> None:
-    """--root DIR, defaulting to $EMUSTORE_ROOT (required when that is unset)."""
+def add_root_argument(parser: argparse.ArgumentParser, any_store: bool = False) -> None:
+    """--root DIR, defaulting to $EMUSTORE_ROOT (required when that is unset); with `any_store` (a
+    command that also takes add_store_arguments) never required: store_root settles it."""
     parser.add_argument(
         "--root",
         default=os.environ.get(ROOT_ENV),
-        required=ROOT_ENV not in os.environ,
+        required=not any_store and ROOT_ENV not in os.environ,
         metavar="DIR",
         help="the Docker data root (dockerd --data-root); default $%s" % ROOT_ENV,
     )
@@ -27,7 +28,7 @@ def add_root_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """--store docker|containerd and --namespace NS (containerd's), for every command that handles both
-    stores; with them --root may be left out for containerd (its default root)."""
+    stores; with them --root (added with any_store) may be left out for containerd (its default root)."""
     parser.add_argument(
         "--store", choices=("docker", "containerd"), default="docker",
         help="a Docker data root (default) or containerd's image store (content, meta.db, overlayfs snapshots)",
@@ -36,9 +37,6 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="default", metavar="NS",
         help="the containerd namespace (default: default; moby: Docker's containerd store; k8s.io: kubelet's)",
     )
-    for action in parser._actions:
-        if action.dest == "root":
-            action.required = False
 
 
 def store_root(args: argparse.Namespace) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("du", help="show disk usage of images and layers, like `docker system df`")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument(
         "-v", "--verbose", action="store_true",
         help="per image and per layer (--store containerd: per blob as `ctr content ls`, per snapshot as `ctr snapshots usage`)",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("explain", help="show how an image is laid out on disk, step by step")
     p.add_argument("image", metavar="NAME[:TAG|@DIGEST]|ID")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument("--html", metavar="FILE", help="write the walk as one self-contained HTML page instead (diagram, layers, merged view, mount, containers)")
     p.add_argument("--files", action="store_true", help="list every entry of every layer, not only the changes")
     p.add_argument("--merged", metavar="PATH", nargs="?", const="/",

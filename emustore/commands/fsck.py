@@ -12,7 +12,7 @@ from emustore.errors import EmustoreError
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("fsck", help="check every invariant of the data root; one problem per line")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument(
         "--repair", action="store_true",
         help="remove leftovers of interrupted writes (staging of dead pulls, loads and creates, write-sets, "

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("images", help="list images, like `docker images`")
     p.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]", help="only references matching this")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument("-a", "--all", action="store_true", help="show all images (default hides intermediate images)")
     p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     p.add_argument("--digests", action="store_true", help="show digests")

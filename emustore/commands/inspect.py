@@ -17,7 +17,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p = subparsers.add_parser("inspect", help="show an image's details, like `docker image inspect`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="reference, image id or id prefix")
     add_engine_argument(p)
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     add_store_arguments(p)
     p.set_defaults(func=run)
 

@@ -20,7 +20,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "-i", "--input", default="-", metavar="FILE",
         help="archive (tar, optionally gzip/zstd/bzip2/xz compressed) or OCI layout directory; - or none: stdin",
     )
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument("-q", "--quiet", action="store_true", help="suppress progress output (as docker load; there is none)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from an OCI index (default: this machine's)")
     p.add_argument("--force", action="store_true", help="write even into a root a running dockerd owns")

@@ -23,7 +23,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "-f", "--file", metavar="FILE",
         help="also pull the references listed in FILE (one per line; blank lines and # comments skipped; - is stdin)",
     )
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from a manifest list (default: this machine's)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image reference at the end")
     p.add_argument(

@@ -13,7 +13,7 @@ from emustore.api import Store
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("rmi", help="remove one or more images, like `docker rmi`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="reference, image id or id prefix")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument(
         "-f", "--force", action="store_true",
         help="force removal of the image (--store containerd: skip the running-containerd check; the databases' "

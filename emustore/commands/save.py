@@ -18,7 +18,7 @@ class TerminalOutput(EmustoreError):
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = subparsers.add_parser("save", help="save images of the data root to a tar archive (streamed to STDOUT by default)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="NAME[:TAG], NAME@DIGEST, or an image id (prefix)")
-    add_root_argument(p)
+    add_root_argument(p, any_store=True)
     p.add_argument("-o", "--output", metavar="FILE", help="write to a file, instead of STDOUT")
     p.add_argument(
         "--format", choices=(DOCKER, OCI), default=DOCKER,
