@@ -107,15 +107,11 @@ class PullOptions:
         from emustore.layers.extract import OPAQUE_XATTR
         from emustore.layers.pipeline import UnpackOptions
 
-        options = UnpackOptions(
+        return UnpackOptions(
             expansion=expansion_limit(self.max_expansion),
             opaque_xattr=ROOTLESS_OPAQUE_XATTR if self.rootless else OPAQUE_XATTR,
             dialect=self.dialect,
         )
-        if self.store == "containerd":  # its applier sets empty xattrs, never trusted.* ones nor through a symlink
-            applier = replace(self.dialect, empty_xattrs=True, symlink_xattrs_on_target=False)
-            options = replace(options, dialect=applier, skipped_xattrs=(b"trusted.",))
-        return options
 
 
 class Registration:
@@ -314,7 +310,7 @@ def _download(
 
     When one job fails (or the main thread is interrupted) the others stop at their next chunk."""
     stop = threading.Event()
-    unpacking = options.unpacking()
+    unpacking = store.unpacking(options.unpacking())
 
     def until_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from emustore.layers.pipeline import UnpackOptions
 
 from emustore.sources.base import ResolvedImage
 
@@ -60,6 +63,10 @@ class Destination(Protocol[S, L]):
     @property
     def keeps_every_manifest(self) -> bool:
         """Whether every manifest of an index (and its config) is stored, not only the platform's."""
+        ...
+
+    def unpacking(self, options: UnpackOptions) -> UnpackOptions:
+        """`options` as this store's engine applies layers (its xattr rules)."""
         ...
 
     @property

@@ -89,8 +89,9 @@ def test_pull_options_pick_the_store(tmp_path: Path) -> None:
 
 
 def test_containerd_unpacking_keeps_no_tar_split_and_containerds_xattr_rules() -> None:
-    docker = PullOptions(engine="28").unpacking()
-    ours = PullOptions(engine="28", store="containerd").unpacking()
+    docker_options, containerd_options = PullOptions(engine="28"), PullOptions(engine="28", store="containerd")
+    docker = docker_options.destination("/nonexistent").unpacking(docker_options.unpacking())
+    ours = containerd_options.destination("/nonexistent").unpacking(containerd_options.unpacking())
     assert docker.skipped_xattrs == () and docker.dialect.symlink_xattrs_on_target
     assert ours.skipped_xattrs == (b"trusted.",)
     assert ours.dialect.empty_xattrs and not ours.dialect.symlink_xattrs_on_target

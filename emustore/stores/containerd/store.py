@@ -18,7 +18,8 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from pathlib import Path
 import re
 
@@ -52,6 +53,9 @@ MAX_NAMESPACE = 76
 MAX_LABEL = 4096  # key + value, containerd's limit
 CRI = "containerd.io/snapshot/cri."
 GC_CONTENT = "containerd.io/gc.ref.content."
+
+if TYPE_CHECKING:
+    from emustore.layers.pipeline import UnpackOptions
 
 
 @dataclass
@@ -129,6 +133,11 @@ class ContainerdStore:
         """For a reader: our writer lock when an emustore writer ever ran here (so that its
         exclusive bbolt flock is never taken for a containerd's), else nothing to wait for."""
         return root_lock(self.layout.lock_file) if self.layout.lock_file.exists() else nullcontext()
+
+    def unpacking(self, options: UnpackOptions) -> UnpackOptions:
+        """containerd's applier sets empty xattrs, never trusted.* ones, never through a symlink."""
+        applier = replace(options.dialect, empty_xattrs=True, symlink_xattrs_on_target=False)
+        return replace(options, dialect=applier, skipped_xattrs=(b"trusted.",))
 
     @property
     def keeps_every_manifest(self) -> bool:

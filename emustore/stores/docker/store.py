@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from emustore.digest import is_hex64
@@ -22,6 +23,9 @@ from emustore.stores.docker.ownership import check_not_owned
 from emustore.stores.docker.overlay2 import Overlay2, new_cache_id
 from emustore.stores.docker.references import ReferenceStore
 from emustore.stores.docker.staging import StagingSet, abandoned, temp_files, writing
+
+if TYPE_CHECKING:
+    from emustore.layers.pipeline import UnpackOptions
 
 
 
@@ -96,6 +100,9 @@ class DockerStore:
     @property
     def keeps_every_manifest(self) -> bool:
         return False
+
+    def unpacking(self, options: UnpackOptions) -> UnpackOptions:
+        return options  # dockerd's rules are the dialect's
 
     @property
     def configs(self) -> ImageDB:
